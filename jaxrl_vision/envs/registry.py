@@ -1,0 +1,28 @@
+"""Env registry: names to `Env` factories (the brax/playground pattern)."""
+
+from collections.abc import Callable
+
+from jaxrl_vision import types
+from jaxrl_vision.envs import catch
+
+_ENVS: dict[str, Callable[..., types.Env]] = {
+    "catch": catch.make_catch,
+}
+
+
+def register_env(name: str, make_fn: Callable[..., types.Env]) -> None:
+  """Adds `make_fn(**kwargs) -> Env` under `name`."""
+  if name in _ENVS:
+    raise ValueError(f"env {name!r} is already registered")
+  _ENVS[name] = make_fn
+
+
+def env_names() -> list[str]:
+  return sorted(_ENVS)
+
+
+def make_env(name: str, **kwargs) -> types.Env:
+  """Builds a registered env; an unknown name raises with the valid names."""
+  if name not in _ENVS:
+    raise KeyError(f"unknown env {name!r}; valid names: {', '.join(env_names())}")
+  return _ENVS[name](**kwargs)
