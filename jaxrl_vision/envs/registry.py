@@ -26,3 +26,9 @@ def make_env(name: str, **kwargs) -> types.Env:
   if name not in _ENVS:
     raise KeyError(f"unknown env {name!r}; valid names: {', '.join(env_names())}")
   return _ENVS[name](**kwargs)
+
+
+def get_env_factory(name: str) -> Callable[..., types.Env]:
+  if name not in _ENVS:
+    raise KeyError(f"unknown env {name!r}; valid names: {', '.join(env_names())}")
+  return _ENVS[name]
