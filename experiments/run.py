@@ -8,6 +8,7 @@ checkpoint. Exit status: 0 done, 1 the run failed (e.g. a non-finite loss),
 2 bad input (config, flags, workdir), 128+N stopped by signal N (resumable).
 """
 
+import importlib.util
 import os
 import sys
 
@@ -30,16 +31,52 @@ def _fail(message: str, code: int = 2) -> None:
 
 def _parse_flags(argv: list[str]) -> list[str]:
   """absl's parser, but bad flags are one line and exit 2, not a usage dump."""
+  spec = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+  if spec is not None and not os.path.isfile(spec.partition(":")[0]):
+    _fail(f"--config={spec}: no such file (run from the repository root)")
   try:
     return flags.FLAGS(argv)
-  except flags.Error as e:
-    _fail(_one_line(e))
-  except Exception as e:  # noqa: BLE001 -- a config file that fails to load
-    _fail(f"--config: {type(e).__name__}: {_one_line(e)}")
+  except Exception as e:  # noqa: BLE001 -- flags.Error or a config file's error
+    _fail(_unknown_override(argv) or _one_line(e))
+
+
+def _unknown_override(argv: list[str]) -> str | None:
+  """Names a `--config.a.b=...` override whose key the config does not have.
+
+  ml_collections reports it as a bare KeyError/AttributeError; we load the
+  config file ourselves to say which key and what exists beside it.
+  """
+  spec = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+  if spec is None:
+    return None
+  path, _, variant = spec.partition(":")
+  try:
+    module_spec = importlib.util.spec_from_file_location("_config", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    config = module.get_config(variant or None)
+  except Exception:  # noqa: BLE001 -- the original error says it better
+    return None
+  for arg in argv:
+    if not arg.startswith("--config."):
+      continue
+    key = arg[len("--config."):].split("=", 1)[0]
+    node, walked = config, []
+    for part in key.split("."):
+      if not hasattr(node, "keys") or part not in node:
+        where = "config" + "".join(f".{w}" for w in walked)
+        valid = ", ".join(sorted(node.keys())) if hasattr(node, "keys") else "none"
+        return f"--config.{key}: {where} has no key {part!r}; valid keys: {valid}"
+      node = node[part]
+      walked.append(part)
+  return None
 
 
 def _one_line(error: Exception) -> str:
-  text = " ".join(str(error).split())
+  lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+  if any(line.startswith("Traceback") for line in lines):
+    lines = [lines[0].split("Traceback")[0] + lines[-1]]  # keep the cause
+  text = " ".join(" ".join(lines).split())
   return text if len(text) < 400 else text[:397] + "..."
 
 
@@ -59,7 +96,10 @@ def main(argv: list[str]) -> None:
 
   if not flags.FLAGS["verbosity"].present:  # orbax logs every save at INFO
     logging.set_verbosity(logging.WARNING)
-  config = _CONFIG.value
+  try:
+    config = _CONFIG.value
+  except Exception as e:  # noqa: BLE001 -- a config file that failed to load
+    _fail(f"--config: {_one_line(e)}")
   try:
     _check_common(config, validation)
     mesh_lib.initialize(

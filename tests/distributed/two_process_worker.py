@@ -19,7 +19,7 @@ from jax.sharding import PartitionSpec as P
 
 from jaxrl_vision.distributed import data_parallel
 from jaxrl_vision.distributed import mesh as mesh_lib
-from tests.distributed import dqn_fixtures
+from tests.distributed import worker_lib
 
 NUM_PROCESSES = 2
 NUM_UPDATES = 3
@@ -38,8 +38,8 @@ def main(argv):
       process_id=process_id,
   )
   mesh = mesh_lib.make_mesh()
-  agent = dqn_fixtures.make_agent(axis_name=AXIS)
-  batches = dqn_fixtures.make_batches(0, NUM_UPDATES, GLOBAL_BATCH)
+  agent = worker_lib.make_agent(axis_name=AXIS)
+  batches = worker_lib.make_batches(0, NUM_UPDATES, GLOBAL_BATCH)
   half = GLOBAL_BATCH // NUM_PROCESSES
   mine = slice(process_id * half, (process_id + 1) * half)
 
@@ -65,14 +65,14 @@ def main(argv):
   local = jax.tree.map(
       lambda x: x.addressable_shards[0].data, (state, all_metrics)
   )
-  arrays = dqn_fixtures.flatten(local, "")
+  arrays = worker_lib.flatten(local, "")
   np.savez(os.path.join(out_dir, f"process_{process_id}.npz"), **arrays)
   digest = hashlib.sha256()
   for name in sorted(arrays):
     digest.update(name.encode())
     digest.update(arrays[name].tobytes())
-  params = dqn_fixtures.flatten(local[0].params, "")
-  dqn_fixtures.emit({
+  params = worker_lib.flatten(local[0].params, "")
+  worker_lib.emit({
       "joined": joined,
       "process_index": jax.process_index(),
       "process_count": jax.process_count(),

@@ -55,31 +55,25 @@ class ConvEncoderTest(chex.TestCase):
     chex.assert_shape(features, (2, num_features))
     chex.assert_tree_all_finite(features)
 
-  def test_pixels_are_scaled_to_unit_range(self):
-    # uint8 255 and float 1.0 are the same input once divided by 255.
-    encoder = encoders.ConvEncoder((4,), (3,), (1,))
-    obs = jax.random.randint(jax.random.key(1), (2, 5, 5, 3), 0, 256)
-    params = encoder.init(jax.random.key(0), obs.astype(jnp.uint8))
-    from_uint8 = encoder.apply(params, obs.astype(jnp.uint8))
-    from_float = encoder.apply(params, obs.astype(jnp.float32) / 255.0 * 255.0)
-    np.testing.assert_allclose(from_uint8, from_float, rtol=1e-6)
-    unscaled = nn_apply_without_scaling(params, obs)
-    self.assertFalse(np.allclose(from_uint8, unscaled))
-
-
-def nn_apply_without_scaling(params, obs):
-  """The first conv applied to raw 0..255 values, ReLU'd and flattened."""
-  kernel = params["params"]["Conv_0"]["kernel"]
-  bias = params["params"]["Conv_0"]["bias"]
-  x = jax.lax.conv_general_dilated(
-      obs.astype(jnp.float32),
-      kernel,
-      (1, 1),
-      "VALID",
-      dimension_numbers=("NHWC", "HWIO", "NHWC"),
-  )
-  x = jax.nn.relu(x + bias)
-  return x.reshape(x.shape[0], -1)
+  def test_matches_reference_conv_on_unit_pixels(self):
+    # features = relu(VALID conv(obs / 255) + b), flattened per example.
+    encoder = encoders.ConvEncoder((4,), (3,), (2,))
+    obs = jax.random.randint(jax.random.key(1), (2, 7, 5, 3), 0, 256).astype(
+        jnp.uint8
+    )
+    params = encoder.init(jax.random.key(0), obs)
+    conv = params["params"]["Conv_0"]
+    x = jax.lax.conv_general_dilated(
+        obs.astype(jnp.float32) / 255.0,
+        conv["kernel"],
+        window_strides=(2, 2),
+        padding="VALID",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    )  # [2, 3, 2, 4]: (7-3)//2+1 = 3, (5-3)//2+1 = 2
+    expected = jax.nn.relu(x + conv["bias"]).reshape(2, -1)
+    np.testing.assert_allclose(
+        encoder.apply(params, obs), expected, rtol=1e-5, atol=1e-6
+    )
 
 
 class MLPTest(chex.TestCase):

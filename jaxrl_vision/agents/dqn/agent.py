@@ -98,7 +98,7 @@ def make_dqn(
     target_params = optax.incremental_update(
         params, state.target_params, target_update_tau
     )
-    metrics["grad_norm"] = optax.global_norm(grads)
+    metrics["grad_norm"] = optax.tree.norm(grads)
     new_state = DQNState(
         params=params,
         target_params=target_params,

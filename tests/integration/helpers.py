@@ -1,0 +1,82 @@
+"""Shared pieces of the integration tests: CLI runs and state comparison."""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import jax
+import ml_collections
+import numpy as np
+
+from configs import catch_dqn
+from experiments import loop
+from jaxrl_vision import recipes
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SMOKE = "configs/catch_dqn.py:smoke"
+
+
+def fresh_workdir(name: str) -> str:
+  """An empty run directory under one shared parent.
+
+  Sharing the parent shares the persistent compilation cache
+  (`<parent>/.jax_cache`), which keeps the subprocess tests fast.
+  """
+  path = os.path.join(tempfile.gettempdir(), "jaxrl_vision_tests", name)
+  shutil.rmtree(path, ignore_errors=True)
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  return path
+
+
+def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+  """`python -m experiments.run ARGS` from the repository root."""
+  return subprocess.run(
+      [sys.executable, "-m", "experiments.run", *args],
+      cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+      env=dict(os.environ, PYTHONUNBUFFERED="1"),
+  )
+
+
+def popen(*args: str) -> subprocess.Popen:
+  return subprocess.Popen(
+      [sys.executable, "-m", "experiments.run", *args],
+      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+  )
+
+
+def smoke_config(**overrides) -> ml_collections.ConfigDict:
+  """The `:smoke` config, locked, with dotted-key overrides."""
+  config = catch_dqn.get_config("smoke")
+  for key, value in overrides.items():
+    node = config
+    *parents, leaf = key.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  config.lock()
+  return config
+
+
+def recipe(config) -> recipes.Recipe:
+  return recipes.get_recipe(config)
+
+
+def final_state(workdir: str, config) -> tuple[int, list[np.ndarray]]:
+  """(step, leaves as numpy) of the newest checkpoint in `workdir`."""
+  step, state = loop.restore_final_state(workdir, recipe(config), config)
+  leaves = []
+  for leaf in jax.tree.leaves(state):
+    if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+      leaf = jax.random.key_data(leaf)
+    leaves.append(np.asarray(leaf))
+  return step, leaves
+
+
+def assert_bitwise_equal(a: list[np.ndarray], b: list[np.ndarray]) -> None:
+  assert len(a) == len(b)
+  for i, (x, y) in enumerate(zip(a, b, strict=True)):
+    assert x.dtype == y.dtype and x.shape == y.shape, i
+    # View as bytes so that NaN payloads and -0.0 count as differences too.
+    assert x.tobytes() == y.tobytes(), f"leaf {i} differs"
