@@ -84,6 +84,7 @@ class TwoProcessTest(chex.TestCase):
     for i in range(NUM_PROCESSES):
       with np.load(f"{cls.out_dir}/process_{i}.npz") as npz:
         cls.arrays.append(dict(npz))
+    cls.reference = _single_process_reference(slice(None))
 
   def test_processes_form_one_job(self):
     for i, result in enumerate(self.results):
@@ -105,7 +106,7 @@ class TwoProcessTest(chex.TestCase):
       np.testing.assert_array_equal(self.arrays[1][name], value, err_msg=name)
 
   def test_matches_single_process_on_global_batch(self):
-    want = _single_process_reference(slice(None))
+    want = self.reference
     for got in self.arrays:
       self.assertEqual(sorted(got), sorted(want))
       for name in want:
@@ -129,9 +130,7 @@ class TwoProcessTest(chex.TestCase):
     want = _single_process_reference(slice(0, half))
     bad = _mismatches(self.arrays[0], want)
     self.assertTrue(any(k.startswith("[0].params") for k in bad), bad)
-    self.assertEmpty(
-        _mismatches(self.arrays[0], _single_process_reference(slice(None)))
-    )
+    self.assertEmpty(_mismatches(self.arrays[0], self.reference))
 
 
 if __name__ == "__main__":

@@ -80,7 +80,8 @@ class UniformReplayTest(chex.TestCase):
     buffer = uniform.make_uniform_replay(
         capacity=4, batch_size=4000, min_size=1
     )
-    state = buffer.add(buffer.init(EXAMPLE), items([1, 2, 3, 4, 5, 6]))
+    state = buffer.add(buffer.init(EXAMPLE), items([1, 2, 3]))
+    state = buffer.add(state, items([4, 5, 6]))  # [5, 6, 3, 4]
     sample = jax.jit(buffer.sample)
     batch = sample(state, jax.random.key(0))
     counts = np.bincount(np.asarray(batch["id"]), minlength=7)
