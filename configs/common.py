@@ -22,6 +22,7 @@ def add_common(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
           coordinator_address="",
           num_processes=0,
           process_id=-1,
+          auto_detect=False,  # TPU pods, SLURM: let JAX find all of them
       )
   )
   config.run = ml_collections.ConfigDict(

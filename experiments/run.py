@@ -106,6 +106,7 @@ def main(argv: list[str]) -> None:
         config.distributed.coordinator_address or None,
         config.distributed.num_processes or None,
         None if config.distributed.process_id < 0 else config.distributed.process_id,
+        auto=config.distributed.auto_detect,
     )
     available = jax.device_count()
     if config.distributed.num_devices > available:

@@ -2,8 +2,8 @@
 
 Multi-host jobs start with `initialize`, driven by the config's `distributed`
 section or by JAX's own environment variables (`JAX_COORDINATOR_ADDRESS`,
-`JAX_NUM_PROCESSES`, `JAX_PROCESS_ID`); on TPU pods and SLURM clusters JAX
-finds all three by itself.
+`JAX_NUM_PROCESSES`, `JAX_PROCESS_ID`). On TPU pods and SLURM clusters JAX can
+find all three by itself: pass `auto=True` (`distributed.auto_detect`).
 """
 
 import os
@@ -19,12 +19,17 @@ def initialize(
     num_processes: int | None = None,
     process_id: int | None = None,
     local_device_ids: list[int] | None = None,
+    auto: bool = False,
 ) -> bool:
   """Joins a multi-process job if one is described; returns whether it did.
 
   Arguments left as None fall back to the environment variables above. With
-  no coordinator anywhere and one process, this does nothing: a laptop run.
+  no coordinator anywhere and one process, this does nothing (a laptop run)
+  unless `auto`, which lets JAX detect a TPU pod or SLURM job itself.
   """
+  if auto:
+    jax.distributed.initialize()
+    return True
   address = coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS")
   if num_processes is None and "JAX_NUM_PROCESSES" in os.environ:
     num_processes = int(os.environ["JAX_NUM_PROCESSES"])
@@ -44,7 +49,8 @@ def initialize(
 def make_mesh(num_devices: int | None = None, axis_name: str = DATA_AXIS) -> Mesh:
   """A 1-D data-parallel mesh over the first `num_devices` global devices."""
   devices = jax.devices()
-  num_devices = num_devices or len(devices)
+  if num_devices is None:
+    num_devices = len(devices)
   if not 0 < num_devices <= len(devices):
     raise ValueError(
         f"asked for {num_devices} devices; {len(devices)} are available"

@@ -20,10 +20,11 @@ import numpy as np
 from absl.testing import absltest
 from absl.testing import parameterized
 
+from tests.distributed import eight_device_worker
 from tests.distributed import worker_lib
 
-NUM_DEVICES = 8
-NUM_UPDATES = 3  # eight_device_worker.NUM_UPDATES
+NUM_DEVICES = eight_device_worker.NUM_DEVICES
+NUM_UPDATES = eight_device_worker.NUM_UPDATES
 RTOL = ATOL = 1e-5
 
 _WORKER = "tests.distributed.eight_device_worker"
@@ -63,7 +64,7 @@ def _mismatches(arrays, name: str, step: int) -> list[str]:
   for key in arrays:
     if key.startswith(prefix):
       other = arrays[key.replace("single", name, 1)]
-      if not np.allclose(arrays[key], other, rtol=RTOL, atol=ATOL):
+      if not np.allclose(other, arrays[key], rtol=RTOL, atol=ATOL):
         bad.append(key[len(prefix) :])
   return bad
 
@@ -107,10 +108,9 @@ class DataParallelUpdateTest(chex.TestCase):
   def test_updates_move_params(self):
     # Otherwise matching params would prove nothing.
     first = [k for k in self.arrays if k.startswith("single|0|[0].params")]
+    last = f"|{NUM_UPDATES - 1}|"
     moved = [
-        not np.allclose(
-            self.arrays[k], self.arrays[k.replace("|0|", f"|{NUM_UPDATES - 1}|")]
-        )
+        not np.allclose(self.arrays[k], self.arrays[k.replace("|0|", last, 1)])
         for k in first
     ]
     self.assertTrue(all(moved), dict(zip(first, moved, strict=True)))
@@ -126,15 +126,21 @@ class DataParallelUpdateTest(chex.TestCase):
 
   def test_state_replicated_bitwise(self):
     replicated = self.result["replicated"]["sharded"]
-    self.assertLen(replicated, 27)  # every leaf of DQNState was checked
+    # Every leaf of DQNState was checked.
+    state_leaves = {
+        k[len("single|0|[0]") :]
+        for k in self.arrays
+        if k.startswith("single|0|[0]")
+    }
+    self.assertEqual(set(replicated), state_leaves)
     self.assertEqual([k for k, same in replicated.items() if not same], [])
 
   def test_without_pmean_state_diverges(self):
     # Control for the replication check: devices that never average drift.
     replicated = self.result["replicated"]["no_pmean"]
     differing = {k for k, same in replicated.items() if not same}
-    self.assertTrue(all(k.startswith((".params", ".target_params", ".opt_state"))
-                        for k in differing))
+    learned = (".params", ".target_params", ".opt_state")
+    self.assertTrue(all(k.startswith(learned) for k in differing), differing)
     self.assertTrue(
         all(
             k in differing

@@ -127,7 +127,9 @@ def _describe(state, initial) -> dict:
               strict=True,
           )
       ),
-      "env_leading_dims": sorted({x.shape[0] for x in jax.tree.leaves(state.env)}),
+      "env_leading_dims": sorted(
+          {x.shape[0] for x in jax.tree.leaves(state.env)}
+      ),
       "num_distinct_env_states": len(set(_per_device_rows(state.env))),
       "num_distinct_obs": len(set(_per_device_rows(state.env.obs))),
       "num_distinct_keys": len(set(_per_device_rows(state.key))),

@@ -55,6 +55,9 @@ class TwoProcessTest(chex.TestCase):
     cls.out_dir = tempfile.mkdtemp(prefix="two_process_test_")
     cls.addClassCleanup(shutil.rmtree, cls.out_dir, ignore_errors=True)
     port = str(worker_lib.free_port())
+    env = worker_lib.worker_env(num_cpu_devices=1)
+    # jax binds the coordinator to every interface ([::]) unless told.
+    env["JAX_COORDINATOR_BIND_ADDRESS"] = f"127.0.0.1:{port}"
     outputs = worker_lib.run_workers(
         {
             f"process_{i}": [
@@ -65,7 +68,7 @@ class TwoProcessTest(chex.TestCase):
             ]
             for i in range(NUM_PROCESSES)
         },
-        worker_lib.worker_env(num_cpu_devices=1),
+        env,
         cls.out_dir,
         fail_fast=True,
     )

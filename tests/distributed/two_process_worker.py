@@ -80,7 +80,9 @@ def main(argv):
       "num_local_devices": jax.local_device_count(),
       "mesh_shape": dict(mesh.shape),
       "sha256": digest.hexdigest(),
-      "param_sums": {k: float(v.astype(np.float64).sum()) for k, v in params.items()},
+      "param_sums": {
+          k: float(v.astype(np.float64).sum()) for k, v in params.items()
+      },
       "param_heads": {k: v.ravel()[:3].tolist() for k, v in params.items()},
       "loss": [float(m["loss"]) for m in local[1]],
   })

@@ -24,9 +24,12 @@ from jaxrl_vision.networks import q_networks
 NUM_ACTIONS = 3
 OBS_SHAPE = (10, 5, 3)  # catch's default [rows, cols, RGB]
 RESULT_PREFIX = "RESULT "  # marks the worker's one JSON line on stdout
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+TIMEOUT_S = 240  # per batch of workers
 
 
 def make_agent(axis_name: str | None) -> types.Agent:
+  """A small double DQN for catch-sized images; `axis_name` as in make_dqn."""
   network = q_networks.make_discrete_q_network(
       NUM_ACTIONS,
       channels=(8,),
@@ -89,14 +92,11 @@ def emit(result: dict) -> None:
 
 
 def parse_result(stdout: str) -> dict:
-  lines = [l for l in stdout.splitlines() if l.startswith(RESULT_PREFIX)]
+  """The JSON of the one line that `emit` printed."""
+  lines = [s for s in stdout.splitlines() if s.startswith(RESULT_PREFIX)]
   if len(lines) != 1:
     raise ValueError(f"expected one result line, got {len(lines)}:\n{stdout}")
   return json.loads(lines[0][len(RESULT_PREFIX) :])
-
-
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
-TIMEOUT_S = 240
 
 
 def free_port() -> int:
@@ -110,8 +110,9 @@ def worker_env(num_cpu_devices: int) -> dict[str, str]:
   """This process's environment for a CPU-only worker with N local devices."""
   env = dict(os.environ)
   # A stray multi-host description would make `mesh.initialize` join a job.
-  for name in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
+  for name in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES"):
     env.pop(name, None)
+  env.pop("JAX_PROCESS_ID", None)
   env["JAX_PLATFORMS"] = "cpu"
   flags = [
       f
@@ -131,8 +132,12 @@ class WorkerOutput(NamedTuple):
   stderr: str
 
   def describe(self, name: str) -> str:
+    if self.returncode is None:
+      status = "was killed (timed out, or a peer failed first)"
+    else:
+      status = f"exited with {self.returncode}"
     return (
-        f"worker {name} exited with {self.returncode}\n"
+        f"worker {name} {status}\n"
         f"--- stdout ---\n{self.stdout[-4000:]}\n"
         f"--- stderr ---\n{self.stderr[-8000:]}"
     )
@@ -146,9 +151,22 @@ def run_workers(
     fail_fast: bool,
     timeout_s: float = TIMEOUT_S,
 ) -> dict[str, WorkerOutput]:
-  """Runs `python -m <args>` per name concurrently; kills any still running
-  at the deadline, or, with `fail_fast`, once one worker has failed (its
-  peers would otherwise wait for it until their own timeouts)."""
+  """Runs `python -m <args>` for every name at once, from the repo root.
+
+  Kills whatever still runs at the deadline, or, with `fail_fast`, as soon as
+  one worker has failed: peers in one job would otherwise wait for it until
+  their own timeouts.
+
+  Args:
+    commands: {name: module and its arguments}.
+    env: the workers' environment (see `worker_env`).
+    log_dir: where <name>.stdout and <name>.stderr are written.
+    fail_fast: stop all workers once one exits non-zero.
+    timeout_s: deadline for all of them together.
+
+  Returns:
+    {name: WorkerOutput}.
+  """
   procs, logs = {}, {}
   try:
     for name, args in commands.items():
