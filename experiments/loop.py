@@ -104,6 +104,12 @@ def run(
   )
 
   def check_meta(meta):
+    saved_devices = meta.get("num_devices", num_devices)
+    if saved_devices != num_devices:
+      raise IncompatibleWorkdir(
+          f"{workdir} was written by a {saved_devices}-device run and this "
+          f"run has {num_devices}; resume it on {saved_devices} devices "
+          f"(--config.distributed.num_devices) or use a new --workdir")
     diff = config_diff(meta["config"], config_dict)
     if diff:
       raise IncompatibleWorkdir(
@@ -195,7 +201,8 @@ def run(
           tb.flush()
           _show(bar, it, total, record, recipe.main_metrics)
         if it % ckpt_every == 0 or it == total or stop.signum:
-          checkpoint.save(manager, it, state, {"config": config_dict, "iteration": it})
+          checkpoint.save(manager, it, state, {
+              "config": config_dict, "iteration": it, "num_devices": num_devices})
         for hook in hooks:
           hook(it, state)
         if stop.signum and it < total:
