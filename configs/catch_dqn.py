@@ -18,30 +18,30 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.experiment = "dqn_pixels"
   config.seed = 0
   config.env = dict(
-      name="catch",
-      num_envs=16,
-      params=dict(rows=10, cols=5, pixel_scale=1),
+    name="catch",
+    num_envs=16,
+    params=dict(rows=10, cols=5, pixel_scale=1),
   )
   config.network = dict(
-      channels=(16,), kernel_sizes=(3,), strides=(1,), hidden_sizes=(64,)
+    channels=(16,), kernel_sizes=(3,), strides=(1,), hidden_sizes=(64,)
   )
   config.agent = dict(
-      learning_rate=1e-3,
-      discount=0.99,
-      max_grad_norm=10.0,
-      huber_delta=1.0,
-      target_update_tau=0.05,
-      epsilon_start=1.0,
-      epsilon_end=0.05,
-      epsilon_decay_steps=500,
-      eval_epsilon=0.0,
+    learning_rate=1e-3,
+    discount=0.99,
+    max_grad_norm=10.0,
+    huber_delta=1.0,
+    target_update_tau=0.05,
+    epsilon_start=1.0,
+    epsilon_end=0.05,
+    epsilon_decay_steps=500,
+    eval_epsilon=0.0,
   )
   config.replay = dict(capacity=10_000, batch_size=64, min_size=256)
   config.train = dict(
-      num_iterations=1000,
-      unroll_length=4,
-      num_updates_per_iteration=2,
-      log_every=50,
+    num_iterations=1000,
+    unroll_length=4,
+    num_updates_per_iteration=2,
+    log_every=50,
   )
   config.eval = dict(every=100, num_episodes=100)
   common.add_common(config)

@@ -14,7 +14,7 @@ import ml_collections
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   del arg
   raise NotImplementedError(
-      "the Visionary experiment is not built yet (issues #3, #4); "
-      "python -m experiments.run --config=configs/catch_dqn.py runs the "
-      "foundation's end-to-end job meanwhile"
+    "the Visionary experiment is not built yet (issues #3, #4); "
+    "python -m experiments.run --config=configs/catch_dqn.py runs the "
+    "foundation's end-to-end job meanwhile"
   )

@@ -19,9 +19,7 @@ from typing import Any
 
 import jax
 import ml_collections
-import numpy as np
 import tqdm
-from absl import logging
 
 from experiments import rundir
 from jaxrl_vision import checkpoint
@@ -33,13 +31,13 @@ from jaxrl_vision.distributed import mesh as mesh_lib
 # Config keys that may change between a run and its resumption: they decide
 # how long it runs and how it is hosted, not what one iteration computes.
 RESUMABLE_KEYS = (
-    "train.num_iterations",
-    "eval.every",
-    "checkpoint.",
-    "run.",
-    "distributed.coordinator_address",
-    "distributed.num_processes",
-    "distributed.process_id",
+  "train.num_iterations",
+  "eval.every",
+  "checkpoint.",
+  "run.",
+  "distributed.coordinator_address",
+  "distributed.num_processes",
+  "distributed.process_id",
 )
 
 
@@ -67,18 +65,20 @@ Hook = Callable[[int, Any], None]  # hook(iteration, state) after each chunk
 
 
 def run(
-    config: ml_collections.ConfigDict,
-    workdir: str,
-    recipe: recipes.Recipe,
-    *,
-    hooks: Sequence[Hook] = (),
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  recipe: recipes.Recipe,
+  *,
+  hooks: Sequence[Hook] = (),
 ) -> dict[str, Any]:
   """Trains to `config.train.num_iterations`; returns the summary dict."""
   wall_start = time.time()
   chief = jax.process_index() == 0
   os.makedirs(workdir, exist_ok=True)
   if config.run.compilation_cache:
-    enable_compilation_cache(os.path.join(os.path.dirname(os.path.abspath(workdir)), ".jax_cache"))
+    enable_compilation_cache(
+      os.path.join(os.path.dirname(os.path.abspath(workdir)), ".jax_cache")
+    )
 
   num_devices = config.distributed.num_devices or jax.device_count()
   axis_name = mesh_lib.DATA_AXIS if num_devices > 1 else None
@@ -93,29 +93,30 @@ def run(
   init = jax.jit(trainer.init).lower(init_key).compile()
   compile_s += time.time() - t
   abstract = jax.tree.map(
-      lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-      jax.eval_shape(trainer.init, init_key),
-      init.output_shardings,
+    lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+    jax.eval_shape(trainer.init, init_key),
+    init.output_shardings,
   )
 
   config_dict = config.to_dict()
   manager = checkpoint.make_manager(
-      os.path.join(workdir, "checkpoints"), config.checkpoint.max_to_keep
+    os.path.join(workdir, "checkpoints"), config.checkpoint.max_to_keep
   )
 
   def check_meta(meta):
     saved_devices = meta.get("num_devices", num_devices)
     if saved_devices != num_devices:
       raise IncompatibleWorkdir(
-          f"{workdir} was written by a {saved_devices}-device run and this "
-          f"run has {num_devices}; resume it on {saved_devices} devices "
-          f"(--config.distributed.num_devices) or use a new --workdir")
+        f"{workdir} was written by a {saved_devices}-device run and this "
+        f"run has {num_devices}; resume it on {saved_devices} devices "
+        f"(--config.distributed.num_devices) or use a new --workdir"
+      )
     diff = config_diff(meta["config"], config_dict)
     if diff:
       raise IncompatibleWorkdir(
-          f"{workdir} holds a run with a different config; use a new "
-          f"--workdir or the same config. Differences (checkpoint -> now): "
-          + "; ".join(diff)
+        f"{workdir} holds a run with a different config; use a new "
+        f"--workdir or the same config. Differences (checkpoint -> now): "
+        + "; ".join(diff)
       )
 
   try:
@@ -132,12 +133,20 @@ def run(
 
   if chief:
     rundir.write_json(os.path.join(workdir, "config.json"), config_dict)
-    rundir.write_json(os.path.join(workdir, "environment.json"), rundir.environment())
-  metrics_log = rundir.MetricsLog(
+    rundir.write_json(
+      os.path.join(workdir, "environment.json"), rundir.environment()
+    )
+  metrics_log = (
+    rundir.MetricsLog(
       os.path.join(workdir, "metrics.jsonl"),
       resume_step=start if restored else None,
-  ) if chief else None
-  tb = _tensorboard(os.path.join(workdir, "tensorboard"), start) if chief else None
+    )
+    if chief
+    else None
+  )
+  tb = (
+    _tensorboard(os.path.join(workdir, "tensorboard"), start) if chief else None
+  )
 
   log_every = config.train.log_every
   ckpt_every = config.checkpoint.every or log_every
@@ -163,8 +172,11 @@ def run(
   stop = _StopFlag()
   status, it, run_s, records = "completed", start, 0.0, []
   bar = tqdm.tqdm(
-      total=total, initial=start, unit="it", dynamic_ncols=True,
-      disable=not (chief and config.run.progress_bar and sys.stderr.isatty()),
+    total=total,
+    initial=start,
+    unit="it",
+    dynamic_ncols=True,
+    disable=not (chief and config.run.progress_bar and sys.stderr.isatty()),
   )
   try:
     with stop:
@@ -181,16 +193,22 @@ def run(
         first_bad = int(metrics.pop("first_nonfinite"))
         if first_bad >= 0:
           raise NonFiniteError(
-              f"non-finite loss or metric at iteration {it + first_bad + 1}; "
-              f"stopped. Last good checkpoint: {manager.latest_step()} in "
-              f"{os.path.join(workdir, 'checkpoints')}"
+            f"non-finite loss or metric at iteration {it + first_bad + 1}; "
+            f"stopped. Last good checkpoint: {manager.latest_step()} in "
+            f"{os.path.join(workdir, 'checkpoints')}"
           )
         it += length
         record = _clean(metrics)
         record["env_steps"] = it * steps_per_iteration
         if it % eval_every == 0 or it == total:
           t = time.time()
-          record.update(_clean(jax.device_get(evaluate(state.agent, jax.random.fold_in(eval_key, it)))))
+          record.update(
+            _clean(
+              jax.device_get(
+                evaluate(state.agent, jax.random.fold_in(eval_key, it))
+              )
+            )
+          )
           run_s += time.time() - t
         record["iterations_per_s"] = length / max(chunk_s, 1e-9)
         records.append(record)
@@ -201,15 +219,25 @@ def run(
           tb.flush()
           _show(bar, it, total, record, recipe.main_metrics)
         if it % ckpt_every == 0 or it == total or stop.signum:
-          checkpoint.save(manager, it, state, {
-              "config": config_dict, "iteration": it, "num_devices": num_devices})
+          checkpoint.save(
+            manager,
+            it,
+            state,
+            {
+              "config": config_dict,
+              "iteration": it,
+              "num_devices": num_devices,
+            },
+          )
         for hook in hooks:
           hook(it, state)
         if stop.signum and it < total:
           status = "interrupted"
           raise Interrupted(
-              f"stopped by signal {stop.signum} at iteration {it}; checkpoint "
-              f"saved; rerun the same command to resume", stop.signum)
+            f"stopped by signal {stop.signum} at iteration {it}; checkpoint "
+            f"saved; rerun the same command to resume",
+            stop.signum,
+          )
   except NonFiniteError:
     status = "diverged"
     raise
@@ -223,8 +251,15 @@ def run(
       metrics_log.close()
       tb.close()
       summary = _summary(
-          workdir, status, it, steps_per_iteration, compile_s, run_s,
-          time.time() - wall_start, start if restored else None, recipe,
+        workdir,
+        status,
+        it,
+        steps_per_iteration,
+        compile_s,
+        run_s,
+        time.time() - wall_start,
+        start if restored else None,
+        recipe,
       )
       rundir.write_json(os.path.join(workdir, "summary.json"), summary)
   if chief:
@@ -241,7 +276,8 @@ def config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
       diffs += config_diff(a, b, path + ".")
     elif _normalise(a) != _normalise(b) and not any(
-        path == k or (k.endswith(".") and path.startswith(k)) for k in RESUMABLE_KEYS
+      path == k or (k.endswith(".") and path.startswith(k))
+      for k in RESUMABLE_KEYS
     ):
       diffs.append(f"{path}: {a!r} -> {b!r}")
   return diffs
@@ -259,10 +295,14 @@ def enable_compilation_cache(path: str) -> None:
 
 def _clean(metrics: dict[str, Any]) -> dict[str, float]:
   """Host floats; drops groups that had no events in the chunk (count 0)."""
-  empty = {k[: -len("/count")] for k, v in metrics.items()
-           if k.endswith("/count") and v == 0}
-  return {k: float(v) for k, v in metrics.items()
-          if k.split("/")[0] not in empty}
+  empty = {
+    k[: -len("/count")]
+    for k, v in metrics.items()
+    if k.endswith("/count") and v == 0
+  }
+  return {
+    k: float(v) for k, v in metrics.items() if k.split("/")[0] not in empty
+  }
 
 
 def _tensorboard(path: str, start: int):
@@ -284,8 +324,11 @@ class _StopFlag:
     if self.signum:  # a second signal: stop now
       raise KeyboardInterrupt
     self.signum = signum
-    print(f"\nsignal {signum}: saving a checkpoint after this chunk "
-          "(send it again to stop at once)", file=sys.stderr)
+    print(
+      f"\nsignal {signum}: saving a checkpoint after this chunk "
+      "(send it again to stop at once)",
+      file=sys.stderr,
+    )
 
   def __enter__(self):
     for s in (signal.SIGINT, signal.SIGTERM):
@@ -302,8 +345,11 @@ class _StopFlag:
 
 
 def _show(bar, it, total, record, names) -> None:
-  shown = {n.split("/")[-1] if n.startswith("learner/") else n: record[n]
-           for n in names if n in record}
+  shown = {
+    n.split("/")[-1] if n.startswith("learner/") else n: record[n]
+    for n in names
+    if n in record
+  }
   text = " ".join(f"{k}={v:.3g}" for k, v in shown.items())
   if bar.disable:
     print(f"[{it}/{total}] {text}", flush=True)
@@ -312,41 +358,56 @@ def _show(bar, it, total, record, names) -> None:
     bar.update(it - bar.n)
 
 
-def _summary(workdir, status, it, steps_per_iteration, compile_s, run_s,
-             wall_s, resumed_from, recipe) -> dict[str, Any]:
+def _summary(
+  workdir,
+  status,
+  it,
+  steps_per_iteration,
+  compile_s,
+  run_s,
+  wall_s,
+  resumed_from,
+  recipe,
+) -> dict[str, Any]:
   path = os.path.join(workdir, "metrics.jsonl")
   records = rundir.read_metrics(path) if os.path.exists(path) else []
   best = {}
   for r in records:
     for k, v in r.items():
-      if k not in ("step", "time") and isinstance(v, float) and math.isfinite(v):
+      if (
+        k not in ("step", "time") and isinstance(v, float) and math.isfinite(v)
+      ):
         best[k] = max(best.get(k, -math.inf), v)
   plots = []
   if records:
-    plots = rundir.plot_curves(path, recipe.main_metrics, os.path.join(workdir, "plots"))
+    plots = rundir.plot_curves(
+      path, recipe.main_metrics, os.path.join(workdir, "plots")
+    )
   return {
-      "status": status,
-      "iterations": it,
-      "env_steps": it * steps_per_iteration,
-      "final": records[-1] if records else {},
-      "best": best,
-      "compile_time_s": round(compile_s, 3),
-      "run_time_s": round(run_s, 3),
-      "wall_time_s": round(wall_s, 3),
-      "env_steps_per_s": round((it - (resumed_from or 0)) * steps_per_iteration / max(run_s, 1e-9), 1),
-      "resumed_from": resumed_from,
-      "plots": [os.path.relpath(p, workdir) for p in plots],
+    "status": status,
+    "iterations": it,
+    "env_steps": it * steps_per_iteration,
+    "final": records[-1] if records else {},
+    "best": best,
+    "compile_time_s": round(compile_s, 3),
+    "run_time_s": round(run_s, 3),
+    "wall_time_s": round(wall_s, 3),
+    "env_steps_per_s": round(
+      (it - (resumed_from or 0)) * steps_per_iteration / max(run_s, 1e-9), 1
+    ),
+    "resumed_from": resumed_from,
+    "plots": [os.path.relpath(p, workdir) for p in plots],
   }
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
   final = summary["final"]
   lines = [
-      f"status       {summary['status']} at iteration {summary['iterations']}"
-      f" ({summary['env_steps']} env steps)",
-      f"time         compile {summary['compile_time_s']:.1f}s, run "
-      f"{summary['run_time_s']:.1f}s, wall {summary['wall_time_s']:.1f}s "
-      f"({summary['env_steps_per_s']:.0f} env steps/s)",
+    f"status       {summary['status']} at iteration {summary['iterations']}"
+    f" ({summary['env_steps']} env steps)",
+    f"time         compile {summary['compile_time_s']:.1f}s, run "
+    f"{summary['run_time_s']:.1f}s, wall {summary['wall_time_s']:.1f}s "
+    f"({summary['env_steps_per_s']:.0f} env steps/s)",
   ]
   for k in sorted(final):
     if k not in ("step", "time", "env_steps") and "/count" not in k:
@@ -354,20 +415,24 @@ def _print_summary(summary: dict[str, Any]) -> None:
   print("\n".join(lines))
 
 
-def restore_final_state(workdir: str, recipe: recipes.Recipe,
-                        config: ml_collections.ConfigDict) -> tuple[int, Any]:
+def restore_final_state(
+  workdir: str, recipe: recipes.Recipe, config: ml_collections.ConfigDict
+) -> tuple[int, Any]:
   """The newest checkpoint's state, e.g. to compare or evaluate runs."""
   num_devices = config.distributed.num_devices or jax.device_count()
   axis_name = mesh_lib.DATA_AXIS if num_devices > 1 else None
   trainer = recipe.make_train(config, axis_name, num_devices)
   if axis_name is not None:
     trainer = data_parallel.data_parallel_trainer(
-        trainer, mesh_lib.make_mesh(num_devices, axis_name), axis_name)
+      trainer, mesh_lib.make_mesh(num_devices, axis_name), axis_name
+    )
   key = jax.random.split(jax.random.key(config.seed))[0]
   compiled = jax.jit(trainer.init).lower(key).compile()
   abstract = jax.tree.map(
-      lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-      jax.eval_shape(trainer.init, key), compiled.output_shardings)
+    lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+    jax.eval_shape(trainer.init, key),
+    compiled.output_shardings,
+  )
   manager = checkpoint.make_manager(os.path.join(workdir, "checkpoints"), 1000)
   try:
     restored = checkpoint.restore_latest(manager, abstract)

@@ -17,11 +17,16 @@ from absl import flags
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Experiment config file, optionally `path.py:variant`.",
-    lock_config=True)
+  "config",
+  None,
+  "Experiment config file, optionally `path.py:variant`.",
+  lock_config=True,
+)
 _WORKDIR = flags.DEFINE_string(
-    "workdir", None,
-    "Run directory; default runs/<config>-<timestamp>. An existing one resumes.")
+  "workdir",
+  None,
+  "Run directory; default runs/<config>-<timestamp>. An existing one resumes.",
+)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -31,7 +36,9 @@ def _fail(message: str, code: int = 2) -> None:
 
 def _parse_flags(argv: list[str]) -> list[str]:
   """absl's parser, but bad flags are one line and exit 2, not a usage dump."""
-  spec = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+  spec = next(
+    (a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None
+  )
   if spec is not None and not os.path.isfile(spec.partition(":")[0]):
     _fail(f"--config={spec}: no such file (run from the repository root)")
   try:
@@ -46,7 +53,9 @@ def _unknown_override(argv: list[str]) -> str | None:
   ml_collections reports it as a bare KeyError/AttributeError; we load the
   config file ourselves to say which key and what exists beside it.
   """
-  spec = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+  spec = next(
+    (a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None
+  )
   if spec is None:
     return None
   path, _, variant = spec.partition(":")
@@ -60,13 +69,17 @@ def _unknown_override(argv: list[str]) -> str | None:
   for arg in argv:
     if not arg.startswith("--config."):
       continue
-    key = arg[len("--config."):].split("=", 1)[0]
+    key = arg[len("--config.") :].split("=", 1)[0]
     node, walked = config, []
     for part in key.split("."):
       if not hasattr(node, "keys") or part not in node:
         where = "config" + "".join(f".{w}" for w in walked)
-        valid = ", ".join(sorted(node.keys())) if hasattr(node, "keys") else "none"
-        return f"--config.{key}: {where} has no key {part!r}; valid keys: {valid}"
+        valid = (
+          ", ".join(sorted(node.keys())) if hasattr(node, "keys") else "none"
+        )
+        return (
+          f"--config.{key}: {where} has no key {part!r}; valid keys: {valid}"
+        )
       node = node[part]
       walked.append(part)
   return None
@@ -85,14 +98,13 @@ def main(argv: list[str]) -> None:
     _fail(f"unexpected arguments: {' '.join(argv[1:])}")
   # Imports after flag parsing: `--help` and flag errors stay instant.
   import jax  # noqa: PLC0415
+  from absl import logging  # noqa: PLC0415
 
   from experiments import loop  # noqa: PLC0415
   from experiments import rundir  # noqa: PLC0415
   from jaxrl_vision import recipes  # noqa: PLC0415
   from jaxrl_vision import validation  # noqa: PLC0415
   from jaxrl_vision.distributed import mesh as mesh_lib  # noqa: PLC0415
-
-  from absl import logging  # noqa: PLC0415
 
   if not flags.FLAGS["verbosity"].present:  # orbax logs every save at INFO
     logging.set_verbosity(logging.WARNING)
@@ -103,16 +115,20 @@ def main(argv: list[str]) -> None:
   try:
     _check_common(config, validation)
     mesh_lib.initialize(
-        config.distributed.coordinator_address or None,
-        config.distributed.num_processes or None,
-        None if config.distributed.process_id < 0 else config.distributed.process_id,
-        auto=config.distributed.auto_detect,
+      config.distributed.coordinator_address or None,
+      config.distributed.num_processes or None,
+      None
+      if config.distributed.process_id < 0
+      else config.distributed.process_id,
+      auto=config.distributed.auto_detect,
     )
     available = jax.device_count()
     if config.distributed.num_devices > available:
       raise validation.ConfigError(
-          "distributed.num_devices", config.distributed.num_devices,
-          f"at most {available} devices are available")
+        "distributed.num_devices",
+        config.distributed.num_devices,
+        f"at most {available} devices are available",
+      )
     recipe = recipes.get_recipe(config)
     recipe.validate(config, config.distributed.num_devices or available)
   except validation.ConfigError as e:
@@ -138,12 +154,18 @@ def _check_common(config, v) -> None:
   log_every = v.positive_int(config, "train.log_every")
   eval_every = v.positive_int(config, "eval.every")
   if eval_every % log_every:
-    raise v.ConfigError("eval.every", eval_every,
-                        f"must be a multiple of train.log_every ({log_every})")
+    raise v.ConfigError(
+      "eval.every",
+      eval_every,
+      f"must be a multiple of train.log_every ({log_every})",
+    )
   every = v.non_negative_int(config, "checkpoint.every")
   if every % log_every:
-    raise v.ConfigError("checkpoint.every", every,
-                        f"must be 0 or a multiple of train.log_every ({log_every})")
+    raise v.ConfigError(
+      "checkpoint.every",
+      every,
+      f"must be 0 or a multiple of train.log_every ({log_every})",
+    )
   v.positive_int(config, "checkpoint.max_to_keep")
   v.non_negative_int(config, "distributed.num_devices")
 

@@ -1,12 +1,12 @@
 """Everything a run writes to its directory (host only).
 
-  <workdir>/config.json        the resolved config
-  <workdir>/environment.json   package versions, devices, git commit
-  <workdir>/metrics.jsonl      one JSON object per log step ("step", "time", ...)
-  <workdir>/tensorboard/       TensorBoard event files
-  <workdir>/checkpoints/       orbax checkpoints (see jaxrl_vision/checkpoint.py)
-  <workdir>/plots/*.png        curves of the recipe's main metrics, at the end
-  <workdir>/summary.json       status, final and best metrics, compile/run time
+<workdir>/config.json        the resolved config
+<workdir>/environment.json   package versions, devices, git commit
+<workdir>/metrics.jsonl      one JSON object per log step ("step", "time", ...)
+<workdir>/tensorboard/       TensorBoard event files
+<workdir>/checkpoints/       orbax checkpoints (see jaxrl_vision/checkpoint.py)
+<workdir>/plots/*.png        curves of the recipe's main metrics, at the end
+<workdir>/summary.json       status, final and best metrics, compile/run time
 """
 
 import datetime
@@ -24,9 +24,21 @@ from typing import Any
 import jax
 
 PACKAGES = (
-    "jax", "jaxlib", "flax", "optax", "chex", "rlax", "mujoco", "mujoco-mjx",
-    "brax", "orbax-checkpoint", "ml-collections", "absl-py", "numpy",
-    "tensorboardX", "matplotlib",
+  "jax",
+  "jaxlib",
+  "flax",
+  "optax",
+  "chex",
+  "rlax",
+  "mujoco",
+  "mujoco-mjx",
+  "brax",
+  "orbax-checkpoint",
+  "ml-collections",
+  "absl-py",
+  "numpy",
+  "tensorboardX",
+  "matplotlib",
 )
 
 
@@ -58,18 +70,18 @@ def environment() -> dict[str, Any]:
       versions[name] = None
   devices = jax.devices()
   return {
-      "python": sys.version.split()[0],
-      "platform": platform.platform(),
-      "hostname": socket.gethostname(),
-      "argv": sys.argv,
-      "packages": versions,
-      "backend": jax.default_backend(),
-      "device_kind": devices[0].device_kind,
-      "device_count": len(devices),
-      "local_device_count": jax.local_device_count(),
-      "process_count": jax.process_count(),
-      "git": _git_state(),
-      "started": datetime.datetime.now().isoformat(timespec="seconds"),
+    "python": sys.version.split()[0],
+    "platform": platform.platform(),
+    "hostname": socket.gethostname(),
+    "argv": sys.argv,
+    "packages": versions,
+    "backend": jax.default_backend(),
+    "device_kind": devices[0].device_kind,
+    "device_count": len(devices),
+    "local_device_count": jax.local_device_count(),
+    "process_count": jax.process_count(),
+    "git": _git_state(),
+    "started": datetime.datetime.now().isoformat(timespec="seconds"),
   }
 
 
@@ -77,12 +89,18 @@ def _git_state() -> dict[str, Any] | None:
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   try:
     commit = subprocess.run(
-        ["git", "-C", root, "rev-parse", "HEAD"],
-        capture_output=True, text=True, timeout=10, check=True,
+      ["git", "-C", root, "rev-parse", "HEAD"],
+      capture_output=True,
+      text=True,
+      timeout=10,
+      check=True,
     ).stdout.strip()
     dirty = subprocess.run(
-        ["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
-        capture_output=True, text=True, timeout=10, check=True,
+      ["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+      capture_output=True,
+      text=True,
+      timeout=10,
+      check=True,
     ).stdout.strip()
   except (OSError, subprocess.SubprocessError):
     return None
@@ -134,7 +152,9 @@ def read_metrics(path: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in f if line.strip()]
 
 
-def plot_curves(metrics_path: str, names: tuple[str, ...], out_dir: str) -> list[str]:
+def plot_curves(
+  metrics_path: str, names: tuple[str, ...], out_dir: str
+) -> list[str]:
   """One PNG per metric (x: step), skipping metrics never logged."""
   import matplotlib  # noqa: PLC0415 -- only the end of a run needs it
 
@@ -145,8 +165,11 @@ def plot_curves(metrics_path: str, names: tuple[str, ...], out_dir: str) -> list
   os.makedirs(out_dir, exist_ok=True)
   written = []
   for name in names:
-    points = [(r["step"], r[name]) for r in records
-              if name in r and r[name] is not None and math.isfinite(r[name])]
+    points = [
+      (r["step"], r[name])
+      for r in records
+      if name in r and r[name] is not None and math.isfinite(r[name])
+    ]
     if not points:
       continue
     steps, values = zip(*points, strict=True)

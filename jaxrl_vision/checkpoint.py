@@ -37,27 +37,27 @@ class Restored:
 
 def make_manager(directory: str, max_to_keep: int) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(
-      max_to_keep=max_to_keep,
-      create=True,
-      # Synchronous: when `save` returns, the checkpoint is on disk and sealed.
-      enable_async_checkpointing=False,
+    max_to_keep=max_to_keep,
+    create=True,
+    # Synchronous: when `save` returns, the checkpoint is on disk and sealed.
+    enable_async_checkpointing=False,
   )
   return ocp.CheckpointManager(
-      os.path.abspath(directory), options=options, item_names=("state", "meta")
+    os.path.abspath(directory), options=options, item_names=("state", "meta")
   )
 
 
 def save(
-    manager: ocp.CheckpointManager, step: int, state: Any, meta: dict[str, Any]
+  manager: ocp.CheckpointManager, step: int, state: Any, meta: dict[str, Any]
 ) -> None:
   """Saves `state` and JSON `meta` at `step`, then seals it with digests."""
   meta = dict(meta, state_signature=signature(state))
   manager.save(
-      step,
-      args=ocp.args.Composite(
-          state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
-      ),
-      force=True,
+    step,
+    args=ocp.args.Composite(
+      state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
+    ),
+    force=True,
   )
   manager.wait_until_finished()
   if jax.process_index() == 0:
@@ -72,9 +72,9 @@ def save(
 
 
 def restore_latest(
-    manager: ocp.CheckpointManager,
-    abstract_state: Any,
-    check_meta=None,
+  manager: ocp.CheckpointManager,
+  abstract_state: Any,
+  check_meta=None,
 ) -> Restored | None:
   """Restores the newest checkpoint that is intact, or returns None.
 
@@ -89,7 +89,7 @@ def restore_latest(
     try:
       _verify(folder)
       meta = manager.restore(
-          step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())
+        step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())
       ).meta
     except Exception as e:  # noqa: BLE001 -- any failure means unusable
       skipped.append(_quarantine(manager, step, e))
@@ -99,17 +99,15 @@ def restore_latest(
     _check_signature(folder, meta.get("state_signature"), abstract_state)
     try:
       state = manager.restore(
-          step,
-          args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)),
+        step,
+        args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)),
       ).state
     except Exception as e:  # noqa: BLE001
       skipped.append(_quarantine(manager, step, e))
       continue
     return Restored(step=step, state=state, meta=meta, skipped=tuple(skipped))
   if skipped:
-    raise CheckpointError(
-        "no intact checkpoint left: " + "; ".join(skipped)
-    )
+    raise CheckpointError("no intact checkpoint left: " + "; ".join(skipped))
   return None
 
 
@@ -169,8 +167,8 @@ def signature(state: Any) -> list[str]:
   """One `path: dtype[shape]` line per leaf; equal signatures restore."""
   leaves = jax.tree_util.tree_leaves_with_path(state)
   return [
-      f"{jax.tree_util.keystr(path)}: {leaf.dtype}{list(leaf.shape)}"
-      for path, leaf in leaves
+    f"{jax.tree_util.keystr(path)}: {leaf.dtype}{list(leaf.shape)}"
+    for path, leaf in leaves
   ]
 
 
@@ -183,9 +181,9 @@ def _check_signature(folder: str, saved: list[str] | None, abstract) -> None:
   only_saved = [s for s in saved if s not in wanted]
   only_wanted = [s for s in wanted if s not in saved]
   raise CheckpointError(
-      f"checkpoint {folder} holds a different state than this run builds "
-      "(another network, buffer size or device count?): "
-      f"checkpoint has {only_saved[:3]}, this run has {only_wanted[:3]}"
+    f"checkpoint {folder} holds a different state than this run builds "
+    "(another network, buffer size or device count?): "
+    f"checkpoint has {only_saved[:3]}, this run has {only_wanted[:3]}"
   )
 
 

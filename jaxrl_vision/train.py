@@ -32,12 +32,12 @@ class TrainState(NamedTuple):
 
 # Which TrainState fields differ across devices under data parallelism.
 PER_DEVICE = TrainState(
-    agent=False,
-    env=True,
-    buffer=True,
-    episode_return=True,
-    key=True,
-    iteration=False,
+  agent=False,
+  env=True,
+  buffer=True,
+  episode_return=True,
+  key=True,
+  iteration=False,
 )
 
 
@@ -50,17 +50,17 @@ class Trainer(NamedTuple):
 
 
 def make_off_policy_train(
-    env: types.Env,
-    model: types.Model,
-    agent: types.Agent,
-    buffer: types.Buffer,
-    *,
-    num_envs: int,
-    unroll_length: int,
-    num_updates_per_iteration: int,
-    num_iterations: int,
-    num_eval_episodes: int,
-    axis_name: str | None = None,
+  env: types.Env,
+  model: types.Model,
+  agent: types.Agent,
+  buffer: types.Buffer,
+  *,
+  num_envs: int,
+  unroll_length: int,
+  num_updates_per_iteration: int,
+  num_iterations: int,
+  num_eval_episodes: int,
+  axis_name: str | None = None,
 ) -> Trainer:
   """Builds the trainer. `model` is shared by all worlds (no randomisation)."""
   collect_env = wrappers.auto_reset(env)
@@ -75,19 +75,19 @@ def make_off_policy_train(
     env_state = reset(model, jax.random.split(reset_key, num_envs))
     agent_state = agent.init(agent_key, env_state.obs[:1])
     example = types.Transition(
-        obs_tm1=env_state.obs[0],
-        action_tm1=jnp.zeros(env.spec.action_shape, _action_dtype(env)),
-        reward_t=jnp.float32(0),
-        discount_t=jnp.float32(0),
-        obs_t=env_state.obs[0],
+      obs_tm1=env_state.obs[0],
+      action_tm1=jnp.zeros(env.spec.action_shape, _action_dtype(env)),
+      reward_t=jnp.float32(0),
+      discount_t=jnp.float32(0),
+      obs_t=env_state.obs[0],
     )
     return TrainState(
-        agent=agent_state,
-        env=env_state,
-        buffer=buffer.init(example),
-        episode_return=jnp.zeros((num_envs,), jnp.float32),
-        key=key,
-        iteration=jnp.int32(0),
+      agent=agent_state,
+      env=env_state,
+      buffer=buffer.init(example),
+      episode_return=jnp.zeros((num_envs,), jnp.float32),
+      key=key,
+      iteration=jnp.int32(0),
     )
 
   def collect_step(carry, key):
@@ -95,17 +95,17 @@ def make_off_policy_train(
     action, _ = agent.act(agent_state, env_state.obs, key)
     next_state = env_step(model, env_state, action)
     transition = types.Transition(
-        obs_tm1=env_state.obs,
-        action_tm1=action,
-        reward_t=next_state.reward,
-        discount_t=1.0 - next_state.terminated.astype(jnp.float32),
-        obs_t=next_state.info["final_obs"],
+      obs_tm1=env_state.obs,
+      action_tm1=action,
+      reward_t=next_state.reward,
+      discount_t=1.0 - next_state.terminated.astype(jnp.float32),
+      obs_t=next_state.info["final_obs"],
     )
     done = next_state.terminated | next_state.truncated  # [N]
     episode_return = episode_return + next_state.reward
     metrics = {
-        "sum/episode/return": jnp.sum(jnp.where(done, episode_return, 0.0)),
-        "count/episode": jnp.sum(done).astype(jnp.float32),
+      "sum/episode/return": jnp.sum(jnp.where(done, episode_return, 0.0)),
+      "count/episode": jnp.sum(done).astype(jnp.float32),
     }
     for name, value in next_state.metrics.items():
       metrics[f"sum/episode/{name}"] = jnp.sum(jnp.where(done, value, 0.0))
@@ -128,37 +128,37 @@ def make_off_policy_train(
     # Every device holds the same number of items, so all take the same branch
     # and the agent's collectives stay in step.
     agent_state, metrics = jax.lax.cond(
-        buffer.can_sample(buffer_state), learn, skip, agent_state
+      buffer.can_sample(buffer_state), learn, skip, agent_state
     )
     return (agent_state, buffer_state), metrics
 
   def step(state: TrainState) -> tuple[TrainState, types.Metrics]:
     key, collect_key, learn_key = jax.random.split(state.key, 3)
     (agent_state, env_state, episode_return), (traj, collect_metrics) = (
-        jax.lax.scan(
-            collect_step,
-            (state.agent, state.env, state.episode_return),
-            jax.random.split(collect_key, unroll_length),
-        )
+      jax.lax.scan(
+        collect_step,
+        (state.agent, state.env, state.episode_return),
+        jax.random.split(collect_key, unroll_length),
+      )
     )  # traj: [T, N, ...]
     flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), traj)
     buffer_state = buffer.add(state.buffer, flat)
     (agent_state, _), learn_metrics = jax.lax.scan(
-        learner_step,
-        (agent_state, buffer_state),
-        jax.random.split(learn_key, num_updates_per_iteration),
+      learner_step,
+      (agent_state, buffer_state),
+      jax.random.split(learn_key, num_updates_per_iteration),
     )
     collect_metrics = jax.tree.map(jnp.sum, collect_metrics)
     if axis_name is not None:  # episodes happen on every device
       collect_metrics = jax.lax.psum(collect_metrics, axis_name)
     metrics = dict(collect_metrics, **jax.tree.map(jnp.sum, learn_metrics))
     new_state = TrainState(
-        agent=agent_state,
-        env=env_state,
-        buffer=buffer_state,
-        episode_return=episode_return,
-        key=key,
-        iteration=state.iteration + 1,
+      agent=agent_state,
+      env=env_state,
+      buffer=buffer_state,
+      episode_return=episode_return,
+      key=key,
+      iteration=state.iteration + 1,
     )
     return new_state, metrics
 
@@ -166,7 +166,7 @@ def make_off_policy_train(
     """Greedy returns over `num_eval_episodes` fresh episodes (no auto-reset)."""
     reset_key, key = jax.random.split(key)
     env_state = jax.vmap(env.reset, in_axes=(None, 0))(
-        model, jax.random.split(reset_key, num_eval_episodes)
+      model, jax.random.split(reset_key, num_eval_episodes)
     )
     raw_step = jax.vmap(env.step, in_axes=(None, 0, 0))
 
@@ -177,31 +177,31 @@ def make_off_policy_train(
       ret = ret + jnp.where(done, 0.0, next_state.reward)
       ends = ~done & (next_state.terminated | next_state.truncated)
       final = jax.tree.map(
-          lambda f, m: jnp.where(ends, m, f), final, next_state.metrics
+        lambda f, m: jnp.where(ends, m, f), final, next_state.metrics
       )
       done = done | ends
       return (next_state, done, ret, final), None
 
     zeros = jnp.zeros((num_eval_episodes,), jnp.float32)
     carry = (
-        env_state,
-        jnp.zeros((num_eval_episodes,), bool),
-        zeros,
-        jax.tree.map(jnp.zeros_like, env_state.metrics),
+      env_state,
+      jnp.zeros((num_eval_episodes,), bool),
+      zeros,
+      jax.tree.map(jnp.zeros_like, env_state.metrics),
     )
     (_, _, ret, final), _ = jax.lax.scan(
-        body, carry, jax.random.split(key, env.spec.max_episode_steps)
+      body, carry, jax.random.split(key, env.spec.max_episode_steps)
     )
     metrics = {"eval/return": jnp.mean(ret)}
     metrics.update({f"eval/{k}": jnp.mean(v) for k, v in final.items()})
     return metrics
 
   return Trainer(
-      init=init,
-      step=step,
-      evaluate=evaluate,
-      num_iterations=num_iterations,
-      env_steps_per_iteration=num_envs * unroll_length,
+    init=init,
+    step=step,
+    evaluate=evaluate,
+    num_iterations=num_iterations,
+    env_steps_per_iteration=num_envs * unroll_length,
   )
 
 
@@ -221,7 +221,9 @@ def reduce_metrics(metrics: types.Metrics) -> types.Metrics:
     if name.startswith("sum/"):
       group = name.split("/")[1]
       count = metrics[f"count/{group}"]
-      out[name[4:]] = jnp.where(count > 0, value / jnp.maximum(count, 1), jnp.nan)
+      out[name[4:]] = jnp.where(
+        count > 0, value / jnp.maximum(count, 1), jnp.nan
+      )
     elif name.startswith("count/"):
       out[name[6:] + "/count"] = value
     else:
@@ -230,8 +232,8 @@ def reduce_metrics(metrics: types.Metrics) -> types.Metrics:
 
 
 def make_chunk(
-    step: Callable[[TrainState], tuple[TrainState, types.Metrics]],
-    length: int,
+  step: Callable[[TrainState], tuple[TrainState, types.Metrics]],
+  length: int,
 ) -> Callable[[TrainState], tuple[TrainState, types.Metrics]]:
   """`length` steps as one scan; metrics reduced over the chunk.
 
@@ -242,7 +244,7 @@ def make_chunk(
   def chunk(state: TrainState):
     state, metrics = jax.lax.scan(lambda s, _: step(s), state, length=length)
     finite = jnp.all(
-        jnp.stack([jnp.isfinite(v) for v in metrics.values()]), axis=0
+      jnp.stack([jnp.isfinite(v) for v in metrics.values()]), axis=0
     )  # [length]
     first_bad = jnp.where(jnp.all(finite), -1, jnp.argmin(finite))
     totals = reduce_metrics(jax.tree.map(jnp.sum, metrics))
@@ -255,6 +257,6 @@ def train(trainer: Trainer, key: jax.Array):
   """The whole run as one pure function: `jax.jit(jax.vmap(...))` for seeds."""
   state = trainer.init(key)
   state, metrics = jax.lax.scan(
-      lambda s, _: trainer.step(s), state, length=trainer.num_iterations
+    lambda s, _: trainer.step(s), state, length=trainer.num_iterations
   )
   return state, metrics

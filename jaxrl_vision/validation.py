@@ -43,26 +43,28 @@ def non_negative_int(config, key: str) -> int:
 
 
 def number_in(
-    config,
-    key: str,
-    low: float,
-    high: float,
-    *,
-    low_open: bool = False,
-    high_open: bool = False,
+  config,
+  key: str,
+  low: float,
+  high: float,
+  *,
+  low_open: bool = False,
+  high_open: bool = False,
 ) -> float:
   """A finite number in [low, high]; `*_open` excludes that end."""
   value = get(config, key)
   ok = (
-      isinstance(value, int | float)
-      and not isinstance(value, bool)
-      and math.isfinite(value)
-      and (value > low if low_open else value >= low)
-      and (value < high if high_open else value <= high)
+    isinstance(value, int | float)
+    and not isinstance(value, bool)
+    and math.isfinite(value)
+    and (value > low if low_open else value >= low)
+    and (value < high if high_open else value <= high)
   )
   if not ok:
     lb, hb = "(" if low_open else "[", ")" if high_open else "]"
-    raise ConfigError(key, value, f"must be a finite number in {lb}{low}, {high}{hb}")
+    raise ConfigError(
+      key, value, f"must be a finite number in {lb}{low}, {high}{hb}"
+    )
   return value
 
 
@@ -88,8 +90,8 @@ def kwargs_for(config, key: str, fn: Callable[..., Any]) -> dict[str, Any]:
   unknown = sorted(set(kwargs) - set(params))
   if unknown:
     raise ConfigError(
-        f"{key}.{unknown[0]}",
-        kwargs[unknown[0]],
-        f"unknown key; valid keys: {', '.join(params)}",
+      f"{key}.{unknown[0]}",
+      kwargs[unknown[0]],
+      f"unknown key; valid keys: {', '.join(params)}",
     )
   return kwargs

@@ -12,17 +12,20 @@ from jaxrl_vision import checkpoint
 
 
 def _state(n=3):
-  return {"w": jnp.arange(n, dtype=jnp.float32), "key": jax.random.key(7),
-          "step": jnp.int32(5)}
+  return {
+    "w": jnp.arange(n, dtype=jnp.float32),
+    "key": jax.random.key(7),
+    "step": jnp.int32(5),
+  }
 
 
 def _abstract(state):
   return jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
+    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state
+  )
 
 
 class CheckpointTest(absltest.TestCase):
-
   def setUp(self):
     super().setUp()
     self.dir = tempfile.mkdtemp(prefix="ckpt_test_")
@@ -36,15 +39,21 @@ class CheckpointTest(absltest.TestCase):
     self.assertEqual(restored.step, 1)
     self.assertEqual(restored.meta["note"], "x")
     np.testing.assert_array_equal(restored.state["w"], state["w"])
-    np.testing.assert_array_equal(jax.random.key_data(restored.state["key"]),
-                                  jax.random.key_data(state["key"]))
+    np.testing.assert_array_equal(
+      jax.random.key_data(restored.state["key"]),
+      jax.random.key_data(state["key"]),
+    )
 
   def test_empty_directory_restores_nothing(self):
-    self.assertIsNone(checkpoint.restore_latest(self.manager, _abstract(_state())))
+    self.assertIsNone(
+      checkpoint.restore_latest(self.manager, _abstract(_state()))
+    )
 
   def test_different_state_shape_is_refused_not_quarantined(self):
     checkpoint.save(self.manager, 1, _state(3), {})
-    with self.assertRaisesRegex(checkpoint.CheckpointError, r"\['w'\]: float32\[3\]"):
+    with self.assertRaisesRegex(
+      checkpoint.CheckpointError, r"\['w'\]: float32\[3\]"
+    ):
       checkpoint.restore_latest(self.manager, _abstract(_state(4)))
     self.assertEqual(list(self.manager.all_steps()), [1])  # still there
 

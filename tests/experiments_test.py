@@ -11,14 +11,24 @@ from experiments import rundir
 
 
 class ConfigDiffTest(absltest.TestCase):
-
   def test_lists_changed_keys_and_ignores_resumable_ones(self):
-    old = {"agent": {"lr": 0.1, "sizes": [1, 2]}, "train": {"num_iterations": 10},
-           "checkpoint": {"every": 5}, "seed": 0}
-    new = {"agent": {"lr": 0.2, "sizes": (1, 2)}, "train": {"num_iterations": 99},
-           "checkpoint": {"every": 50}, "seed": 0, "extra": 1}
-    self.assertEqual(loop.config_diff(old, new),
-                     ["agent.lr: 0.1 -> 0.2", "extra: '<missing>' -> 1"])
+    old = {
+      "agent": {"lr": 0.1, "sizes": [1, 2]},
+      "train": {"num_iterations": 10},
+      "checkpoint": {"every": 5},
+      "seed": 0,
+    }
+    new = {
+      "agent": {"lr": 0.2, "sizes": (1, 2)},
+      "train": {"num_iterations": 99},
+      "checkpoint": {"every": 50},
+      "seed": 0,
+      "extra": 1,
+    }
+    self.assertEqual(
+      loop.config_diff(old, new),
+      ["agent.lr: 0.1 -> 0.2", "extra: '<missing>' -> 1"],
+    )
 
   def test_identical_configs_have_no_diff(self):
     config = {"a": {"b": (1, 2)}, "c": "x"}
@@ -26,7 +36,6 @@ class ConfigDiffTest(absltest.TestCase):
 
 
 class MetricsLogTest(absltest.TestCase):
-
   def test_resume_drops_lines_after_the_checkpoint_and_a_cut_line(self):
     path = os.path.join(tempfile.mkdtemp(), "metrics.jsonl")
     with open(path, "w") as f:

@@ -19,9 +19,9 @@ from jaxrl_vision import train as train_lib
 
 
 def data_parallel_update(
-    update: Callable[[Any, Any], tuple[Any, Any]],
-    mesh: Mesh,
-    axis_name: str,
+  update: Callable[[Any, Any], tuple[Any, Any]],
+  mesh: Mesh,
+  axis_name: str,
 ) -> Callable[[Any, Any], tuple[Any, Any]]:
   """update(state, batch) with state replicated and batch split on axis 0.
 
@@ -29,43 +29,43 @@ def data_parallel_update(
   `axis_name=...` does); the result is then the update on the global batch.
   """
   return jax.jit(
-      jax.shard_map(
-          update,
-          mesh=mesh,
-          in_specs=(P(), P(axis_name)),
-          out_specs=(P(), P()),
-          check_vma=False,
-      )
+    jax.shard_map(
+      update,
+      mesh=mesh,
+      in_specs=(P(), P(axis_name)),
+      out_specs=(P(), P()),
+      check_vma=False,
+    )
   )
 
 
 def _specs(per_device: Any, axis_name: str) -> Any:
   """Expands a per-field bool marker into a PartitionSpec prefix tree."""
   return type(per_device)(
-      *(P(axis_name) if sharded else P() for sharded in per_device)
+    *(P(axis_name) if sharded else P() for sharded in per_device)
   )
 
 
 def _add_device_axis(state, per_device):
   return type(state)(
-      *(
-          jax.tree.map(lambda x: x[None], field) if sharded else field
-          for field, sharded in zip(state, per_device, strict=True)
-      )
+    *(
+      jax.tree.map(lambda x: x[None], field) if sharded else field
+      for field, sharded in zip(state, per_device, strict=True)
+    )
   )
 
 
 def _drop_device_axis(state, per_device):
   return type(state)(
-      *(
-          jax.tree.map(lambda x: x[0], field) if sharded else field
-          for field, sharded in zip(state, per_device, strict=True)
-      )
+    *(
+      jax.tree.map(lambda x: x[0], field) if sharded else field
+      for field, sharded in zip(state, per_device, strict=True)
+    )
   )
 
 
 def data_parallel_trainer(
-    trainer: train_lib.Trainer, mesh: Mesh, axis_name: str
+  trainer: train_lib.Trainer, mesh: Mesh, axis_name: str
 ) -> train_lib.Trainer:
   """Maps a trainer built with `axis_name` over `mesh`.
 
@@ -84,14 +84,14 @@ def data_parallel_trainer(
     return _add_device_axis(state, per_device), metrics
 
   init = jax.shard_map(
-      local_init, mesh=mesh, in_specs=P(), out_specs=specs, check_vma=False
+    local_init, mesh=mesh, in_specs=P(), out_specs=specs, check_vma=False
   )
   step = jax.shard_map(
-      local_step,
-      mesh=mesh,
-      in_specs=(specs,),
-      out_specs=(specs, P()),
-      check_vma=False,
+    local_step,
+    mesh=mesh,
+    in_specs=(specs,),
+    out_specs=(specs, P()),
+    check_vma=False,
   )
   return trainer._replace(init=init, step=step)
 
@@ -100,13 +100,11 @@ def state_shardings(mesh: Mesh, axis_name: str, state: Any) -> Any:
   """NamedShardings matching `data_parallel_trainer`'s state layout."""
   per_device = train_lib.PER_DEVICE
   return type(state)(
-      *(
-          jax.tree.map(
-              lambda _, s=sharded: NamedSharding(
-                  mesh, P(axis_name) if s else P()
-              ),
-              field,
-          )
-          for field, sharded in zip(state, per_device, strict=True)
+    *(
+      jax.tree.map(
+        lambda _, s=sharded: NamedSharding(mesh, P(axis_name) if s else P()),
+        field,
       )
+      for field, sharded in zip(state, per_device, strict=True)
+    )
   )

@@ -15,11 +15,11 @@ DATA_AXIS = "data"
 
 
 def initialize(
-    coordinator_address: str | None = None,
-    num_processes: int | None = None,
-    process_id: int | None = None,
-    local_device_ids: list[int] | None = None,
-    auto: bool = False,
+  coordinator_address: str | None = None,
+  num_processes: int | None = None,
+  process_id: int | None = None,
+  local_device_ids: list[int] | None = None,
+  auto: bool = False,
 ) -> bool:
   """Joins a multi-process job if one is described; returns whether it did.
 
@@ -38,26 +38,28 @@ def initialize(
   if address is None and (num_processes or 1) == 1:
     return False
   jax.distributed.initialize(
-      coordinator_address=address,
-      num_processes=num_processes,
-      process_id=process_id,
-      local_device_ids=local_device_ids,
+    coordinator_address=address,
+    num_processes=num_processes,
+    process_id=process_id,
+    local_device_ids=local_device_ids,
   )
   return True
 
 
-def make_mesh(num_devices: int | None = None, axis_name: str = DATA_AXIS) -> Mesh:
+def make_mesh(
+  num_devices: int | None = None, axis_name: str = DATA_AXIS
+) -> Mesh:
   """A 1-D data-parallel mesh over the first `num_devices` global devices."""
   devices = jax.devices()
   if num_devices is None:
     num_devices = len(devices)
   if not 0 < num_devices <= len(devices):
     raise ValueError(
-        f"asked for {num_devices} devices; {len(devices)} are available"
+      f"asked for {num_devices} devices; {len(devices)} are available"
     )
   return jax.make_mesh(
-      (num_devices,),
-      (axis_name,),
-      devices=devices[:num_devices],
-      axis_types=(jax.sharding.AxisType.Explicit,),
+    (num_devices,),
+    (axis_name,),
+    devices=devices[:num_devices],
+    axis_types=(jax.sharding.AxisType.Explicit,),
   )

@@ -29,13 +29,13 @@ class CatchPhysics(NamedTuple):
 
 
 def make_catch(
-    rows: int = 10, cols: int = 5, pixel_scale: int = 1
+  rows: int = 10, cols: int = 5, pixel_scale: int = 1
 ) -> types.Env:
   """Returns Catch as an `Env`; images are [rows*scale, cols*scale, 3] uint8."""
   if rows < 2 or cols < 1 or pixel_scale < 1:
     raise ValueError(
-        f"catch needs rows >= 2, cols >= 1, pixel_scale >= 1; got {rows=}, "
-        f"{cols=}, {pixel_scale=}"
+      f"catch needs rows >= 2, cols >= 1, pixel_scale >= 1; got {rows=}, "
+      f"{cols=}, {pixel_scale=}"
     )
   max_steps = rows - 1
 
@@ -50,24 +50,24 @@ def make_catch(
 
   def reset(model: CatchModel, key: jax.Array) -> types.EnvState:
     physics = CatchPhysics(
-        ball=jnp.stack([0, jax.random.randint(key, (), 0, cols)]).astype(
-            jnp.int32
-        ),
-        paddle=jnp.int32(cols // 2),
-        t=jnp.int32(0),
+      ball=jnp.stack([0, jax.random.randint(key, (), 0, cols)]).astype(
+        jnp.int32
+      ),
+      paddle=jnp.int32(cols // 2),
+      t=jnp.int32(0),
     )
     return types.EnvState(
-        physics=physics,
-        obs=render(model, physics),
-        reward=jnp.float32(0),
-        terminated=jnp.bool_(False),
-        truncated=jnp.bool_(False),
-        metrics={"success": jnp.float32(0)},
-        info={},
+      physics=physics,
+      obs=render(model, physics),
+      reward=jnp.float32(0),
+      terminated=jnp.bool_(False),
+      truncated=jnp.bool_(False),
+      metrics={"success": jnp.float32(0)},
+      info={},
     )
 
   def step(
-      model: CatchModel, state: types.EnvState, action: jax.Array
+    model: CatchModel, state: types.EnvState, action: jax.Array
   ) -> types.EnvState:
     p = state.physics
     paddle = jnp.clip(p.paddle + action.astype(jnp.int32) - 1, 0, cols - 1)
@@ -77,27 +77,27 @@ def make_catch(
     caught = terminated & (ball[1] == paddle)
     reward = jnp.where(terminated, jnp.where(caught, 1.0, -1.0), 0.0)
     return types.EnvState(
-        physics=physics,
-        obs=render(model, physics),
-        reward=reward.astype(jnp.float32),
-        terminated=terminated,
-        truncated=jnp.bool_(False),
-        metrics={"success": caught.astype(jnp.float32)},
-        info=state.info,
+      physics=physics,
+      obs=render(model, physics),
+      reward=reward.astype(jnp.float32),
+      terminated=terminated,
+      truncated=jnp.bool_(False),
+      metrics={"success": caught.astype(jnp.float32)},
+      info=state.info,
     )
 
   def init_model() -> CatchModel:
     return CatchModel(
-        background=jnp.array([0.1, 0.1, 0.1], jnp.float32),
-        ball_color=jnp.array([1.0, 0.8, 0.2], jnp.float32),
-        paddle_color=jnp.array([0.2, 0.6, 1.0], jnp.float32),
+      background=jnp.array([0.1, 0.1, 0.1], jnp.float32),
+      ball_color=jnp.array([1.0, 0.8, 0.2], jnp.float32),
+      paddle_color=jnp.array([0.2, 0.6, 1.0], jnp.float32),
     )
 
   spec = types.EnvSpec(
-      obs_shape=(rows * pixel_scale, cols * pixel_scale, 3),
-      obs_dtype=jnp.uint8,
-      num_actions=3,
-      action_shape=(),
-      max_episode_steps=max_steps,
+    obs_shape=(rows * pixel_scale, cols * pixel_scale, 3),
+    obs_dtype=jnp.uint8,
+    num_actions=3,
+    action_shape=(),
+    max_episode_steps=max_steps,
   )
   return types.Env(reset=reset, step=step, init_model=init_model, spec=spec)

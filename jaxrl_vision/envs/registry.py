@@ -6,7 +6,7 @@ from jaxrl_vision import types
 from jaxrl_vision.envs import catch
 
 _ENVS: dict[str, Callable[..., types.Env]] = {
-    "catch": catch.make_catch,
+  "catch": catch.make_catch,
 }
 
 
@@ -24,11 +24,15 @@ def env_names() -> list[str]:
 def make_env(name: str, **kwargs) -> types.Env:
   """Builds a registered env; an unknown name raises with the valid names."""
   if name not in _ENVS:
-    raise KeyError(f"unknown env {name!r}; valid names: {', '.join(env_names())}")
+    raise KeyError(
+      f"unknown env {name!r}; valid names: {', '.join(env_names())}"
+    )
   return _ENVS[name](**kwargs)
 
 
 def get_env_factory(name: str) -> Callable[..., types.Env]:
   if name not in _ENVS:
-    raise KeyError(f"unknown env {name!r}; valid names: {', '.join(env_names())}")
+    raise KeyError(
+      f"unknown env {name!r}; valid names: {', '.join(env_names())}"
+    )
   return _ENVS[name]

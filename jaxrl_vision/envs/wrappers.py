@@ -25,26 +25,29 @@ def auto_reset(env: types.Env) -> types.Env:
 
   def step(model, state, action):
     inner = state._replace(
-        info={
-            k: v
-            for k, v in state.info.items()
-            if k not in ("final_obs", "reset_key")
-        }
+      info={
+        k: v
+        for k, v in state.info.items()
+        if k not in ("final_obs", "reset_key")
+      }
     )
     next_state = env.step(model, inner, action)
     reset_key, key = jax.random.split(state.info["reset_key"])
     fresh = env.reset(model, key)
     done = next_state.terminated | next_state.truncated
-    pick = lambda a, b: jax.tree.map(lambda x, y: jnp.where(done, x, y), a, b)
+
+    def pick(a, b):
+      return jax.tree.map(lambda x, y: jnp.where(done, x, y), a, b)
+
     info = dict(
-        pick(fresh.info, next_state.info),
-        final_obs=next_state.obs,
-        reset_key=reset_key,
+      pick(fresh.info, next_state.info),
+      final_obs=next_state.obs,
+      reset_key=reset_key,
     )
     return next_state._replace(
-        physics=pick(fresh.physics, next_state.physics),
-        obs=pick(fresh.obs, next_state.obs),
-        info=info,
+      physics=pick(fresh.physics, next_state.physics),
+      obs=pick(fresh.obs, next_state.obs),
+      info=info,
     )
 
   return env._replace(reset=reset, step=step)

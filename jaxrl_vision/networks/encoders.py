@@ -8,9 +8,9 @@ import jax.numpy as jnp
 
 
 def conv_output_hw(
-    image_hw: Sequence[int],
-    kernel_sizes: Sequence[int],
-    strides: Sequence[int],
+  image_hw: Sequence[int],
+  kernel_sizes: Sequence[int],
+  strides: Sequence[int],
 ) -> list[tuple[int, int]]:
   """Spatial size after each VALID conv layer; lets configs fail before jit.
 
@@ -36,7 +36,7 @@ class ConvEncoder(nn.Module):
   def __call__(self, obs: jax.Array) -> jax.Array:
     x = obs.astype(jnp.float32) / 255.0
     for c, k, s in zip(
-        self.channels, self.kernel_sizes, self.strides, strict=True
+      self.channels, self.kernel_sizes, self.strides, strict=True
     ):
       x = nn.relu(nn.Conv(c, (k, k), (s, s), padding="VALID")(x))
     return x.reshape(x.shape[0], -1)

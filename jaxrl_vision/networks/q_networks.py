@@ -18,23 +18,25 @@ class _DiscreteQ(nn.Module):
 
   @nn.compact
   def __call__(self, obs: jax.Array) -> jax.Array:
-    x = encoders.ConvEncoder(self.channels, self.kernel_sizes, self.strides)(obs)
+    x = encoders.ConvEncoder(self.channels, self.kernel_sizes, self.strides)(
+      obs
+    )
     return encoders.MLP(self.hidden_sizes, self.num_actions)(x)
 
 
 def make_discrete_q_network(
-    num_actions: int,
-    channels: Sequence[int] = (16, 32),
-    kernel_sizes: Sequence[int] = (3, 3),
-    strides: Sequence[int] = (1, 1),
-    hidden_sizes: Sequence[int] = (128,),
+  num_actions: int,
+  channels: Sequence[int] = (16, 32),
+  kernel_sizes: Sequence[int] = (3, 3),
+  strides: Sequence[int] = (1, 1),
+  hidden_sizes: Sequence[int] = (128,),
 ) -> types.Network:
   """obs [B, H, W, C] uint8 -> Q-values [B, num_actions]."""
   module = _DiscreteQ(
-      num_actions=num_actions,
-      channels=tuple(channels),
-      kernel_sizes=tuple(kernel_sizes),
-      strides=tuple(strides),
-      hidden_sizes=tuple(hidden_sizes),
+    num_actions=num_actions,
+    channels=tuple(channels),
+    kernel_sizes=tuple(kernel_sizes),
+    strides=tuple(strides),
+    hidden_sizes=tuple(hidden_sizes),
   )
   return types.Network(init=module.init, apply=module.apply)

@@ -16,7 +16,9 @@ from jaxrl_vision import validation
 
 
 class Recipe(NamedTuple):
-  validate: Callable[[ml_collections.ConfigDict, int], None]  # (config, devices)
+  validate: Callable[
+    [ml_collections.ConfigDict, int], None
+  ]  # (config, devices)
   # make_train(config, axis_name, num_devices) -> Trainer
   make_train: Callable[..., train.Trainer]
   main_metrics: tuple[str, ...]  # shown in the progress bar and plotted

@@ -37,12 +37,12 @@ def setUpModule():
   global _out_dir
   _out_dir = tempfile.mkdtemp(prefix="data_parallel_test_")
   _outputs.update(
-      worker_lib.run_workers(
-          {mode: [_WORKER, mode, _out_dir] for mode in ("updates", "trainer")},
-          worker_lib.worker_env(NUM_DEVICES),
-          _out_dir,
-          fail_fast=False,
-      )
+    worker_lib.run_workers(
+      {mode: [_WORKER, mode, _out_dir] for mode in ("updates", "trainer")},
+      worker_lib.worker_env(NUM_DEVICES),
+      _out_dir,
+      fail_fast=False,
+    )
   )
 
 
@@ -82,8 +82,8 @@ class DataParallelUpdateTest(chex.TestCase):
   def test_worker_saw_eight_devices(self):
     self.assertEqual(self.result["num_devices"], NUM_DEVICES)
     self.assertEqual(
-        self.result["num_shards"],
-        {"sharded": NUM_DEVICES, "no_pmean": NUM_DEVICES},
+      self.result["num_shards"],
+      {"sharded": NUM_DEVICES, "no_pmean": NUM_DEVICES},
     )
 
   @parameterized.parameters(range(NUM_UPDATES))
@@ -98,11 +98,11 @@ class DataParallelUpdateTest(chex.TestCase):
       self.assertIn(f"[1]['{metric}']", names)
     for name in names:
       np.testing.assert_allclose(
-          self.arrays[f"sharded|{step}|{name}"],
-          self.arrays[prefix + name],
-          rtol=RTOL,
-          atol=ATOL,
-          err_msg=f"update {step}: {name}",
+        self.arrays[f"sharded|{step}|{name}"],
+        self.arrays[prefix + name],
+        rtol=RTOL,
+        atol=ATOL,
+        err_msg=f"update {step}: {name}",
       )
 
   def test_updates_move_params(self):
@@ -110,8 +110,8 @@ class DataParallelUpdateTest(chex.TestCase):
     first = [k for k in self.arrays if k.startswith("single|0|[0].params")]
     last = f"|{NUM_UPDATES - 1}|"
     moved = [
-        not np.allclose(self.arrays[k], self.arrays[k.replace("|0|", last, 1)])
-        for k in first
+      not np.allclose(self.arrays[k], self.arrays[k.replace("|0|", last, 1)])
+      for k in first
     ]
     self.assertTrue(all(moved), dict(zip(first, moved, strict=True)))
 
@@ -128,9 +128,9 @@ class DataParallelUpdateTest(chex.TestCase):
     replicated = self.result["replicated"]["sharded"]
     # Every leaf of DQNState was checked.
     state_leaves = {
-        k[len("single|0|[0]") :]
-        for k in self.arrays
-        if k.startswith("single|0|[0]")
+      k[len("single|0|[0]") :]
+      for k in self.arrays
+      if k.startswith("single|0|[0]")
     }
     self.assertEqual(set(replicated), state_leaves)
     self.assertEqual([k for k, same in replicated.items() if not same], [])
@@ -142,12 +142,12 @@ class DataParallelUpdateTest(chex.TestCase):
     learned = (".params", ".target_params", ".opt_state")
     self.assertTrue(all(k.startswith(learned) for k in differing), differing)
     self.assertTrue(
-        all(
-            k in differing
-            for k in replicated
-            if k.startswith((".params", ".target_params"))
-        ),
-        replicated,
+      all(
+        k in differing
+        for k in replicated
+        if k.startswith((".params", ".target_params"))
+      ),
+      replicated,
     )
 
 

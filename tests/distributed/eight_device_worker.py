@@ -39,21 +39,19 @@ def run_updates(out_dir: str) -> dict:
   state = single.init(jax.random.key(0), batches.obs_tm1[0, :1])
 
   updates = {
-      "single": jax.jit(single.update),
-      "sharded": data_parallel.data_parallel_update(
-          worker_lib.make_agent(axis_name=AXIS).update, mesh, AXIS
-      ),
-      # No pmean: each device steps on its own slice. Must not match.
-      "no_pmean": data_parallel.data_parallel_update(
-          single.update, mesh, AXIS
-      ),
+    "single": jax.jit(single.update),
+    "sharded": data_parallel.data_parallel_update(
+      worker_lib.make_agent(axis_name=AXIS).update, mesh, AXIS
+    ),
+    # No pmean: each device steps on its own slice. Must not match.
+    "no_pmean": data_parallel.data_parallel_update(single.update, mesh, AXIS),
   }
   replicated = NamedSharding(mesh, P())
   split = NamedSharding(mesh, P(AXIS))
   states = {
-      "single": state,
-      "sharded": jax.device_put(state, replicated),
-      "no_pmean": jax.device_put(state, replicated),
+    "single": state,
+    "sharded": jax.device_put(state, replicated),
+    "no_pmean": jax.device_put(state, replicated),
   }
   arrays, replicated_leaves = {}, {}
   for i in range(NUM_UPDATES):
@@ -63,23 +61,23 @@ def run_updates(out_dir: str) -> dict:
       states[name], metrics = update(states[name], jax.device_put(batch, on))
       # Shard 0 of a replicated output: what a host reading it would see.
       local = jax.tree.map(
-          lambda x: x.addressable_shards[0].data, (states[name], metrics)
+        lambda x: x.addressable_shards[0].data, (states[name], metrics)
       )
       arrays.update(worker_lib.flatten(local, f"{name}|{i}|"))
   for name in ("sharded", "no_pmean"):
     replicated_leaves[name] = {
-        jax.tree_util.keystr(path): worker_lib.shards_identical(leaf)
-        for path, leaf in jax.tree_util.tree_leaves_with_path(states[name])
+      jax.tree_util.keystr(path): worker_lib.shards_identical(leaf)
+      for path, leaf in jax.tree_util.tree_leaves_with_path(states[name])
     }
   num_shards = {
-      name: len(jax.tree.leaves(states[name].params)[0].addressable_shards)
-      for name in ("sharded", "no_pmean")
+    name: len(jax.tree.leaves(states[name].params)[0].addressable_shards)
+    for name in ("sharded", "no_pmean")
   }
   np.savez(os.path.join(out_dir, "updates.npz"), **arrays)
   return {
-      "num_devices": len(jax.devices()),
-      "num_shards": num_shards,
-      "replicated": replicated_leaves,
+    "num_devices": len(jax.devices()),
+    "num_shards": num_shards,
+    "replicated": replicated_leaves,
   }
 
 
@@ -89,16 +87,16 @@ def _make_trainer(agent_axis, trainer_axis):
   # 4 worlds x 10 steps: every world ends a 9-step episode each iteration,
   # and the 40 items cover min_size, so every step has episodes and updates.
   return train.make_off_policy_train(
-      env,
-      env.init_model(),
-      worker_lib.make_agent(axis_name=agent_axis),
-      buffer,
-      num_envs=4,
-      unroll_length=10,
-      num_updates_per_iteration=2,
-      num_iterations=4,
-      num_eval_episodes=2,
-      axis_name=trainer_axis,
+    env,
+    env.init_model(),
+    worker_lib.make_agent(axis_name=agent_axis),
+    buffer,
+    num_envs=4,
+    unroll_length=10,
+    num_updates_per_iteration=2,
+    num_iterations=4,
+    num_eval_episodes=2,
+    axis_name=trainer_axis,
   )
 
 
@@ -106,34 +104,33 @@ def _per_device_rows(tree) -> list[bytes]:
   """Device i's slice of every leaf (leading [num_devices] axis), as bytes."""
   leaves = [worker_lib.to_numpy(x) for x in jax.tree.leaves(tree)]
   return [
-      b"".join(leaf[i].tobytes() for leaf in leaves)
-      for i in range(NUM_DEVICES)
+    b"".join(leaf[i].tobytes() for leaf in leaves) for i in range(NUM_DEVICES)
   ]
 
 
 def _describe(state, initial) -> dict:
   return {
-      "agent_replicated": all(
-          worker_lib.shards_identical(x) for x in jax.tree.leaves(state.agent)
-      ),
-      "num_agent_shards": len(
-          jax.tree.leaves(state.agent.params)[0].addressable_shards
-      ),
-      "params_moved": any(
-          not np.array_equal(worker_lib.to_numpy(a), worker_lib.to_numpy(b))
-          for a, b in zip(
-              jax.tree.leaves(state.agent.params),
-              jax.tree.leaves(initial.agent.params),
-              strict=True,
-          )
-      ),
-      "env_leading_dims": sorted(
-          {x.shape[0] for x in jax.tree.leaves(state.env)}
-      ),
-      "num_distinct_env_states": len(set(_per_device_rows(state.env))),
-      "num_distinct_obs": len(set(_per_device_rows(state.env.obs))),
-      "num_distinct_keys": len(set(_per_device_rows(state.key))),
-      "iteration": int(state.iteration),
+    "agent_replicated": all(
+      worker_lib.shards_identical(x) for x in jax.tree.leaves(state.agent)
+    ),
+    "num_agent_shards": len(
+      jax.tree.leaves(state.agent.params)[0].addressable_shards
+    ),
+    "params_moved": any(
+      not np.array_equal(worker_lib.to_numpy(a), worker_lib.to_numpy(b))
+      for a, b in zip(
+        jax.tree.leaves(state.agent.params),
+        jax.tree.leaves(initial.agent.params),
+        strict=True,
+      )
+    ),
+    "env_leading_dims": sorted(
+      {x.shape[0] for x in jax.tree.leaves(state.env)}
+    ),
+    "num_distinct_env_states": len(set(_per_device_rows(state.env))),
+    "num_distinct_obs": len(set(_per_device_rows(state.env.obs))),
+    "num_distinct_keys": len(set(_per_device_rows(state.key))),
+    "iteration": int(state.iteration),
   }
 
 
@@ -143,14 +140,14 @@ def run_trainer(out_dir: str) -> dict:
   mesh = mesh_lib.make_mesh(NUM_DEVICES)
   key = jax.random.key(0)
   trainers = {
-      name: data_parallel.data_parallel_trainer(
-          _make_trainer(agent_axis, trainer_axis), mesh, AXIS
-      )
-      for name, agent_axis, trainer_axis in (
-          ("data_parallel", AXIS, AXIS),
-          ("agent_no_pmean", None, AXIS),  # params must drift apart
-          ("trainer_no_axis", AXIS, None),  # worlds must all be the same
-      )
+    name: data_parallel.data_parallel_trainer(
+      _make_trainer(agent_axis, trainer_axis), mesh, AXIS
+    )
+    for name, agent_axis, trainer_axis in (
+      ("data_parallel", AXIS, AXIS),
+      ("agent_no_pmean", None, AXIS),  # params must drift apart
+      ("trainer_no_axis", AXIS, None),  # worlds must all be the same
+    )
   }
   initial = jax.jit(trainers["data_parallel"].init)(key)
   result = {}

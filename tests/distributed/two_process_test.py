@@ -26,7 +26,7 @@ def _single_process_reference(global_rows: slice) -> dict[str, np.ndarray]:
   """The workers' updates by one CPU device on batch rows `global_rows`."""
   agent = worker_lib.make_agent(axis_name=None)
   batches = worker_lib.make_batches(
-      0, two_process_worker.NUM_UPDATES, two_process_worker.GLOBAL_BATCH
+    0, two_process_worker.NUM_UPDATES, two_process_worker.GLOBAL_BATCH
   )
   with jax.default_device(jax.devices("cpu")[0]):
     state = agent.init(jax.random.key(0), batches.obs_tm1[0, :1])
@@ -41,14 +41,11 @@ def _single_process_reference(global_rows: slice) -> dict[str, np.ndarray]:
 
 def _mismatches(got: dict, want: dict) -> list[str]:
   return [
-      k
-      for k in want
-      if not np.allclose(got[k], want[k], rtol=RTOL, atol=ATOL)
+    k for k in want if not np.allclose(got[k], want[k], rtol=RTOL, atol=ATOL)
   ]
 
 
 class TwoProcessTest(chex.TestCase):
-
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
@@ -59,29 +56,27 @@ class TwoProcessTest(chex.TestCase):
     # jax binds the coordinator to every interface ([::]) unless told.
     env["JAX_COORDINATOR_BIND_ADDRESS"] = f"127.0.0.1:{port}"
     outputs = worker_lib.run_workers(
-        {
-            f"process_{i}": [
-                "tests.distributed.two_process_worker",
-                port,
-                str(i),
-                cls.out_dir,
-            ]
-            for i in range(NUM_PROCESSES)
-        },
-        env,
-        cls.out_dir,
-        fail_fast=True,
+      {
+        f"process_{i}": [
+          "tests.distributed.two_process_worker",
+          port,
+          str(i),
+          cls.out_dir,
+        ]
+        for i in range(NUM_PROCESSES)
+      },
+      env,
+      cls.out_dir,
+      fail_fast=True,
     )
     failed = [
-        out.describe(name)
-        for name, out in outputs.items()
-        if out.returncode != 0
+      out.describe(name) for name, out in outputs.items() if out.returncode != 0
     ]
     if failed:
       raise AssertionError("\n\n".join(failed))
     cls.results = [
-        worker_lib.parse_result(outputs[f"process_{i}"].stdout)
-        for i in range(NUM_PROCESSES)
+      worker_lib.parse_result(outputs[f"process_{i}"].stdout)
+      for i in range(NUM_PROCESSES)
     ]
     cls.arrays = []
     for i in range(NUM_PROCESSES):
@@ -103,7 +98,7 @@ class TwoProcessTest(chex.TestCase):
       return {k: v for k, v in result.items() if k != "process_index"}
 
     self.assertEqual(
-        without_index(self.results[0]), without_index(self.results[1])
+      without_index(self.results[0]), without_index(self.results[1])
     )
     for name, value in self.arrays[0].items():
       np.testing.assert_array_equal(self.arrays[1][name], value, err_msg=name)
@@ -114,16 +109,16 @@ class TwoProcessTest(chex.TestCase):
       self.assertEqual(sorted(got), sorted(want))
       for name in want:
         np.testing.assert_allclose(
-            got[name], want[name], rtol=RTOL, atol=ATOL, err_msg=name
+          got[name], want[name], rtol=RTOL, atol=ATOL, err_msg=name
         )
     # The JSON checksum agrees too: sums in float64 of the final params.
     sums = self.results[0]["param_sums"]
     for name, value in want.items():
       if name.startswith("[0].params"):
         self.assertAlmostEqual(
-            sums[name[len("[0].params") :]],
-            float(value.astype(np.float64).sum()),
-            delta=1e-4,
+          sums[name[len("[0].params") :]],
+          float(value.astype(np.float64).sum()),
+          delta=1e-4,
         )
 
   def test_half_batch_does_not_match(self):

@@ -33,9 +33,9 @@ def main(argv):
   # case the default moves.
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
   joined = mesh_lib.initialize(
-      coordinator_address=f"localhost:{port}",
-      num_processes=NUM_PROCESSES,
-      process_id=process_id,
+    coordinator_address=f"localhost:{port}",
+    num_processes=NUM_PROCESSES,
+    process_id=process_id,
   )
   mesh = mesh_lib.make_mesh()
   agent = worker_lib.make_agent(axis_name=AXIS)
@@ -48,22 +48,22 @@ def main(argv):
   split = NamedSharding(mesh, P(AXIS))
   state = agent.init(jax.random.key(0), batches.obs_tm1[0, :1])
   state = jax.tree.map(
-      lambda x: jax.make_array_from_process_local_data(replicated, x), state
+    lambda x: jax.make_array_from_process_local_data(replicated, x), state
   )
   update = data_parallel.data_parallel_update(agent.update, mesh, AXIS)
   all_metrics = []
   for i in range(NUM_UPDATES):
     batch = jax.tree.map(
-        lambda x, i=i: jax.make_array_from_process_local_data(
-            split, x[i, mine], (GLOBAL_BATCH,) + x.shape[2:]
-        ),
-        batches,
+      lambda x, i=i: jax.make_array_from_process_local_data(
+        split, x[i, mine], (GLOBAL_BATCH,) + x.shape[2:]
+      ),
+      batches,
     )
     state, metrics = update(state, batch)
     all_metrics.append(metrics)
 
   local = jax.tree.map(
-      lambda x: x.addressable_shards[0].data, (state, all_metrics)
+    lambda x: x.addressable_shards[0].data, (state, all_metrics)
   )
   arrays = worker_lib.flatten(local, "")
   np.savez(os.path.join(out_dir, f"process_{process_id}.npz"), **arrays)
@@ -72,7 +72,8 @@ def main(argv):
     digest.update(name.encode())
     digest.update(arrays[name].tobytes())
   params = worker_lib.flatten(local[0].params, "")
-  worker_lib.emit({
+  worker_lib.emit(
+    {
       "joined": joined,
       "process_index": jax.process_index(),
       "process_count": jax.process_count(),
@@ -81,11 +82,12 @@ def main(argv):
       "mesh_shape": dict(mesh.shape),
       "sha256": digest.hexdigest(),
       "param_sums": {
-          k: float(v.astype(np.float64).sum()) for k, v in params.items()
+        k: float(v.astype(np.float64).sum()) for k, v in params.items()
       },
       "param_heads": {k: v.ravel()[:3].tolist() for k, v in params.items()},
       "loss": [float(m["loss"]) for m in local[1]],
-  })
+    }
+  )
 
 
 if __name__ == "__main__":

@@ -31,24 +31,24 @@ TIMEOUT_S = 240  # per batch of workers
 def make_agent(axis_name: str | None) -> types.Agent:
   """A small double DQN for catch-sized images; `axis_name` as in make_dqn."""
   network = q_networks.make_discrete_q_network(
-      NUM_ACTIONS,
-      channels=(8,),
-      kernel_sizes=(3,),
-      strides=(1,),
-      hidden_sizes=(32,),
+    NUM_ACTIONS,
+    channels=(8,),
+    kernel_sizes=(3,),
+    strides=(1,),
+    hidden_sizes=(32,),
   )
   return dqn_agent.make_dqn(
-      network,
-      NUM_ACTIONS,
-      learning_rate=1e-3,
-      discount=0.99,
-      max_grad_norm=10.0,
-      huber_delta=1.0,
-      target_update_tau=0.1,
-      epsilon_start=1.0,
-      epsilon_end=0.05,
-      epsilon_decay_steps=100,
-      axis_name=axis_name,
+    network,
+    NUM_ACTIONS,
+    learning_rate=1e-3,
+    discount=0.99,
+    max_grad_norm=10.0,
+    huber_delta=1.0,
+    target_update_tau=0.1,
+    epsilon_start=1.0,
+    epsilon_end=0.05,
+    epsilon_decay_steps=100,
+    axis_name=axis_name,
   )
 
 
@@ -57,11 +57,11 @@ def make_batches(seed: int, num_batches: int, batch_size: int):
   rng = np.random.default_rng(seed)
   lead = (num_batches, batch_size)
   return types.Transition(
-      obs_tm1=rng.integers(0, 256, lead + OBS_SHAPE, dtype=np.uint8),
-      action_tm1=rng.integers(0, NUM_ACTIONS, lead, dtype=np.int32),
-      reward_t=rng.choice([-1.0, 0.0, 1.0], lead).astype(np.float32),
-      discount_t=(rng.random(lead) > 0.2).astype(np.float32),
-      obs_t=rng.integers(0, 256, lead + OBS_SHAPE, dtype=np.uint8),
+    obs_tm1=rng.integers(0, 256, lead + OBS_SHAPE, dtype=np.uint8),
+    action_tm1=rng.integers(0, NUM_ACTIONS, lead, dtype=np.int32),
+    reward_t=rng.choice([-1.0, 0.0, 1.0], lead).astype(np.float32),
+    discount_t=(rng.random(lead) > 0.2).astype(np.float32),
+    obs_t=rng.integers(0, 256, lead + OBS_SHAPE, dtype=np.uint8),
   )
 
 
@@ -76,8 +76,7 @@ def flatten(tree, prefix: str) -> dict[str, np.ndarray]:
   """{prefix + keystr(path): host array} over the tree's leaves."""
   leaves = jax.tree_util.tree_leaves_with_path(tree)
   return {
-      prefix + jax.tree_util.keystr(path): to_numpy(leaf)
-      for path, leaf in leaves
+    prefix + jax.tree_util.keystr(path): to_numpy(leaf) for path, leaf in leaves
   }
 
 
@@ -115,9 +114,9 @@ def worker_env(num_cpu_devices: int) -> dict[str, str]:
   env.pop("JAX_PROCESS_ID", None)
   env["JAX_PLATFORMS"] = "cpu"
   flags = [
-      f
-      for f in env.get("XLA_FLAGS", "").split()
-      if not f.startswith("--xla_force_host_platform_device_count")
+    f
+    for f in env.get("XLA_FLAGS", "").split()
+    if not f.startswith("--xla_force_host_platform_device_count")
   ]
   flags.append(f"--xla_force_host_platform_device_count={num_cpu_devices}")
   env["XLA_FLAGS"] = " ".join(flags)
@@ -137,19 +136,19 @@ class WorkerOutput(NamedTuple):
     else:
       status = f"exited with {self.returncode}"
     return (
-        f"worker {name} {status}\n"
-        f"--- stdout ---\n{self.stdout[-4000:]}\n"
-        f"--- stderr ---\n{self.stderr[-8000:]}"
+      f"worker {name} {status}\n"
+      f"--- stdout ---\n{self.stdout[-4000:]}\n"
+      f"--- stderr ---\n{self.stderr[-8000:]}"
     )
 
 
 def run_workers(
-    commands: dict[str, list[str]],
-    env: dict[str, str],
-    log_dir: str,
-    *,
-    fail_fast: bool,
-    timeout_s: float = TIMEOUT_S,
+  commands: dict[str, list[str]],
+  env: dict[str, str],
+  log_dir: str,
+  *,
+  fail_fast: bool,
+  timeout_s: float = TIMEOUT_S,
 ) -> dict[str, WorkerOutput]:
   """Runs `python -m <args>` for every name at once, from the repo root.
 
@@ -171,18 +170,18 @@ def run_workers(
   try:
     for name, args in commands.items():
       logs[name] = (
-          os.path.join(log_dir, f"{name}.stdout"),
-          os.path.join(log_dir, f"{name}.stderr"),
+        os.path.join(log_dir, f"{name}.stdout"),
+        os.path.join(log_dir, f"{name}.stderr"),
       )
       # Files, not pipes: a chatty worker cannot block on a full pipe.
       with open(logs[name][0], "w") as out, open(logs[name][1], "w") as err:
         procs[name] = subprocess.Popen(
-            [sys.executable, "-m", *args],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=out,
-            stderr=err,
-            stdin=subprocess.DEVNULL,
+          [sys.executable, "-m", *args],
+          cwd=REPO_ROOT,
+          env=env,
+          stdout=out,
+          stderr=err,
+          stdin=subprocess.DEVNULL,
         )
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -202,6 +201,6 @@ def run_workers(
     with open(logs[name][0]) as out, open(logs[name][1]) as err:
       killed = proc.returncode < 0
       outputs[name] = WorkerOutput(
-          None if killed else proc.returncode, out.read(), err.read()
+        None if killed else proc.returncode, out.read(), err.read()
       )
   return outputs

@@ -14,36 +14,56 @@ from tests.integration import helpers
 
 
 class BadCommandLineTest(parameterized.TestCase):
-
   @parameterized.named_parameters(
-      ("unknown_key", ["--config.agent.lr=1"], "config.agent has no key 'lr'"),
-      ("unknown_section", ["--config.bogus.x=1"], "config has no key 'bogus'"),
-      ("wrong_type", ["--config.replay.batch_size=abc"], "replay.batch_size"),
-      ("negative_batch", ["--config.replay.batch_size=-4"],
-       "config.replay.batch_size=-4: must be a positive integer"),
-      ("image_too_small", ["--config.env.params.rows=2"],
-       "a 2x5 image shrinks to 0x3 at conv layer 0"),
-      ("nan_learning_rate", ["--config.agent.learning_rate=nan"],
-       "config.agent.learning_rate=nan: must be a finite number"),
-      ("unknown_experiment", ["--config.experiment=nope"],
-       "config.experiment='nope': must be one of: dqn_pixels"),
-      ("unknown_env", ["--config.env.name=nope"], "must be one of: catch"),
-      ("misaligned_checkpoint", ["--config.checkpoint.every=15"],
-       "must be 0 or a multiple of train.log_every (10)"),
-      ("too_many_devices", ["--config.distributed.num_devices=4096"],
-       "at most"),
-      ("unknown_variant", [], "unknown variant 'nope'; valid variants: smoke",
-       "configs/catch_dqn.py:nope"),
-      ("missing_config_file", [], "no such file", "configs/nope.py"),
-      ("stray_argument", ["extra"], "unexpected arguments: extra"),
+    ("unknown_key", ["--config.agent.lr=1"], "config.agent has no key 'lr'"),
+    ("unknown_section", ["--config.bogus.x=1"], "config has no key 'bogus'"),
+    ("wrong_type", ["--config.replay.batch_size=abc"], "replay.batch_size"),
+    (
+      "negative_batch",
+      ["--config.replay.batch_size=-4"],
+      "config.replay.batch_size=-4: must be a positive integer",
+    ),
+    (
+      "image_too_small",
+      ["--config.env.params.rows=2"],
+      "a 2x5 image shrinks to 0x3 at conv layer 0",
+    ),
+    (
+      "nan_learning_rate",
+      ["--config.agent.learning_rate=nan"],
+      "config.agent.learning_rate=nan: must be a finite number",
+    ),
+    (
+      "unknown_experiment",
+      ["--config.experiment=nope"],
+      "config.experiment='nope': must be one of: dqn_pixels",
+    ),
+    ("unknown_env", ["--config.env.name=nope"], "must be one of: catch"),
+    (
+      "misaligned_checkpoint",
+      ["--config.checkpoint.every=15"],
+      "must be 0 or a multiple of train.log_every (10)",
+    ),
+    ("too_many_devices", ["--config.distributed.num_devices=4096"], "at most"),
+    (
+      "unknown_variant",
+      [],
+      "unknown variant 'nope'; valid variants: smoke",
+      "configs/catch_dqn.py:nope",
+    ),
+    ("missing_config_file", [], "no such file", "configs/nope.py"),
+    ("stray_argument", ["extra"], "unexpected arguments: extra"),
   )
-  def test_one_line_exit_2_nothing_written(self, args, message, config=helpers.SMOKE):
+  def test_one_line_exit_2_nothing_written(
+    self, args, message, config=helpers.SMOKE
+  ):
     workdir = helpers.fresh_workdir("bad_input")
-    result = helpers.cli(f"--config={config}", f"--workdir={workdir}", *args,
-                         timeout=120)
+    result = helpers.cli(
+      f"--config={config}", f"--workdir={workdir}", *args, timeout=120
+    )
     self.assertEqual(result.returncode, 2, result.stderr[-2000:])
     self.assertNotIn("Traceback", result.stderr)
-    lines = [l for l in result.stderr.splitlines() if l.startswith("error:")]
+    lines = [x for x in result.stderr.splitlines() if x.startswith("error:")]
     self.assertLen(lines, 1, result.stderr)
     self.assertIn(message, lines[0])
     # Refused before the run started: no run directory, so nothing compiled.
@@ -61,7 +81,8 @@ def nan_at(recipe, iteration):
       metrics = dict(metrics)
       loss = metrics["sum/learner/loss"]
       metrics["sum/learner/loss"] = jnp.where(
-          state.iteration + 1 == iteration, jnp.nan, loss)
+        state.iteration + 1 == iteration, jnp.nan, loss
+      )
       return new_state, metrics
 
     return trainer._replace(step=step)
@@ -70,33 +91,44 @@ def nan_at(recipe, iteration):
 
 
 class RunDirectoryTest(absltest.TestCase):
-
   def test_nonfinite_loss_stops_and_names_the_iteration(self):
     config = helpers.smoke_config()
     workdir = helpers.fresh_workdir("nan")
-    with self.assertRaisesRegex(loop.NonFiniteError, r"at iteration 25;.*checkpoint: 20"):
+    with self.assertRaisesRegex(
+      loop.NonFiniteError, r"at iteration 25;.*checkpoint: 20"
+    ):
       loop.run(config, workdir, nan_at(helpers.recipe(config), 25))
     summary = json.load(open(os.path.join(workdir, "summary.json")))
     self.assertEqual(summary["status"], "diverged")
     self.assertEqual(summary["iterations"], 20)
     # Nothing from the bad chunk was checkpointed or logged.
-    self.assertEqual(sorted(os.listdir(os.path.join(workdir, "checkpoints"))), ["10", "20"])
+    self.assertEqual(
+      sorted(os.listdir(os.path.join(workdir, "checkpoints"))), ["10", "20"]
+    )
     step, _ = helpers.final_state(workdir, config)
     self.assertEqual(step, 20)
 
   def test_incompatible_config_is_refused_with_the_difference(self):
     workdir = helpers.fresh_workdir("incompatible")
-    first = helpers.cli(f"--config={helpers.SMOKE}", f"--workdir={workdir}",
-                        "--config.train.num_iterations=10")
+    first = helpers.cli(
+      f"--config={helpers.SMOKE}",
+      f"--workdir={workdir}",
+      "--config.train.num_iterations=10",
+    )
     self.assertEqual(first.returncode, 0, first.stderr[-2000:])
-    result = helpers.cli(f"--config={helpers.SMOKE}", f"--workdir={workdir}",
-                         "--config.agent.learning_rate=0.5")
+    result = helpers.cli(
+      f"--config={helpers.SMOKE}",
+      f"--workdir={workdir}",
+      "--config.agent.learning_rate=0.5",
+    )
     self.assertEqual(result.returncode, 2, result.stderr[-2000:])
     self.assertNotIn("Traceback", result.stderr)
     self.assertIn("agent.learning_rate: 0.001 -> 0.5", result.stderr)
     self.assertNotIn("train.num_iterations", result.stderr)  # resumable key
     # The refused run changed nothing.
-    self.assertEqual(sorted(os.listdir(os.path.join(workdir, "checkpoints"))), ["10"])
+    self.assertEqual(
+      sorted(os.listdir(os.path.join(workdir, "checkpoints"))), ["10"]
+    )
     self.assertLen(open(os.path.join(workdir, "metrics.jsonl")).readlines(), 1)
 
   def _run_then_damage(self, name, damage):
@@ -104,9 +136,13 @@ class RunDirectoryTest(absltest.TestCase):
     workdir = helpers.fresh_workdir(name)
     loop.run(config, workdir, helpers.recipe(config))
     for step in damage:
-      files = glob.glob(os.path.join(workdir, "checkpoints", str(step), "state", "**", "*"),
-                        recursive=True)
-      biggest = max((f for f in files if os.path.isfile(f)), key=os.path.getsize)
+      files = glob.glob(
+        os.path.join(workdir, "checkpoints", str(step), "state", "**", "*"),
+        recursive=True,
+      )
+      biggest = max(
+        (f for f in files if os.path.isfile(f)), key=os.path.getsize
+      )
       with open(biggest, "r+b") as f:
         f.truncate(os.path.getsize(biggest) // 2)
     return workdir

@@ -27,19 +27,30 @@ def _bytes_view(x):
 
 def main(workdir: str) -> None:
   config = helpers.smoke_config()
-  step, state = loop.restore_final_state(workdir, helpers.recipe(config), config)
+  step, state = loop.restore_final_state(
+    workdir, helpers.recipe(config), config
+  )
   digest = hashlib.sha256()
   for leaf in jax.tree.leaves(state):
     digest.update(np.asarray(_bytes_view(leaf)).tobytes())
   assert train.PER_DEVICE.agent is False  # the agent is the replicated part
   replicated = all(
-      np.array_equal(np.asarray(s.data), np.asarray(leaf.addressable_shards[0].data))
-      for leaf in jax.tree.leaves(jax.tree.map(_bytes_view, state.agent))
-      for s in leaf.addressable_shards
+    np.array_equal(
+      np.asarray(s.data), np.asarray(leaf.addressable_shards[0].data)
+    )
+    for leaf in jax.tree.leaves(jax.tree.map(_bytes_view, state.agent))
+    for s in leaf.addressable_shards
   )
-  print(json.dumps({"step": step, "sha256": digest.hexdigest(),
-                    "devices": jax.device_count(),
-                    "agent_replicated": replicated}))
+  print(
+    json.dumps(
+      {
+        "step": step,
+        "sha256": digest.hexdigest(),
+        "devices": jax.device_count(),
+        "agent_replicated": replicated,
+      }
+    )
+  )
 
 
 if __name__ == "__main__":

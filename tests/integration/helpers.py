@@ -14,7 +14,9 @@ from configs import catch_dqn
 from experiments import loop
 from jaxrl_vision import recipes
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(
+  os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+)
 SMOKE = "configs/catch_dqn.py:smoke"
 
 
@@ -33,16 +35,22 @@ def fresh_workdir(name: str) -> str:
 def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
   """`python -m experiments.run ARGS` from the repository root."""
   return subprocess.run(
-      [sys.executable, "-m", "experiments.run", *args],
-      cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-      env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    [sys.executable, "-m", "experiments.run", *args],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+    env=dict(os.environ, PYTHONUNBUFFERED="1"),
   )
 
 
 def popen(*args: str) -> subprocess.Popen:
   return subprocess.Popen(
-      [sys.executable, "-m", "experiments.run", *args],
-      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    [sys.executable, "-m", "experiments.run", *args],
+    cwd=ROOT,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
   )
 
 

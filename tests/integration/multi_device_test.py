@@ -15,20 +15,35 @@ FOUR = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
 
 def cli(*args):
   return subprocess.run(
-      [sys.executable, "-m", "experiments.run", f"--config={helpers.SMOKE}", *args],
-      cwd=helpers.ROOT, capture_output=True, text=True, timeout=300, env=FOUR)
+    [
+      sys.executable,
+      "-m",
+      "experiments.run",
+      f"--config={helpers.SMOKE}",
+      *args,
+    ],
+    cwd=helpers.ROOT,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    env=FOUR,
+  )
 
 
 def fingerprint(workdir):
   result = subprocess.run(
-      [sys.executable, "-m", "tests.integration.fingerprint_worker", workdir],
-      cwd=helpers.ROOT, capture_output=True, text=True, timeout=300, env=FOUR)
+    [sys.executable, "-m", "tests.integration.fingerprint_worker", workdir],
+    cwd=helpers.ROOT,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    env=FOUR,
+  )
   assert result.returncode == 0, result.stderr[-3000:]
   return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 class MultiDeviceRunTest(absltest.TestCase):
-
   def test_four_devices_train_resume_bitwise_and_refuse_one(self):
     straight = helpers.fresh_workdir("four_straight")
     result = cli(f"--workdir={straight}")
@@ -52,10 +67,15 @@ class MultiDeviceRunTest(absltest.TestCase):
     summary = json.load(open(os.path.join(straight, "summary.json")))
     self.assertEqual(summary["env_steps"], 40 * 16 * 4)  # num_envs is global
 
-    one_device = helpers.cli(f"--config={helpers.SMOKE}", f"--workdir={straight}",
-                             "--config.train.num_iterations=50")
+    one_device = helpers.cli(
+      f"--config={helpers.SMOKE}",
+      f"--workdir={straight}",
+      "--config.train.num_iterations=50",
+    )
     self.assertEqual(one_device.returncode, 2, one_device.stderr[-3000:])
-    self.assertIn("written by a 4-device run and this run has 1", one_device.stderr)
+    self.assertIn(
+      "written by a 4-device run and this run has 1", one_device.stderr
+    )
 
 
 if __name__ == "__main__":

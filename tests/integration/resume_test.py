@@ -22,6 +22,7 @@ def crash_at(iteration):
     del state
     if it == iteration:
       raise Crash(f"simulated crash at {it}")
+
   return hook
 
 
@@ -31,18 +32,21 @@ def metric_lines(workdir):
 
 
 def deterministic(record):
-  return {k: v for k, v in record.items() if k not in ("time", "iterations_per_s")}
+  return {
+    k: v for k, v in record.items() if k not in ("time", "iterations_per_s")
+  }
 
 
 class ResumeTest(absltest.TestCase):
-
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
     cls.config = helpers.smoke_config(**{"checkpoint.every": 20})
     cls.reference = helpers.fresh_workdir("resume_reference")
     loop.run(cls.config, cls.reference, helpers.recipe(cls.config))
-    cls.reference_step, cls.reference_leaves = helpers.final_state(cls.reference, cls.config)
+    cls.reference_step, cls.reference_leaves = helpers.final_state(
+      cls.reference, cls.config
+    )
 
   def workdir(self, name):
     return helpers.fresh_workdir("resume_" + name)
@@ -64,7 +68,9 @@ class ResumeTest(absltest.TestCase):
     # the redone steps log what the unbroken run logged.
     ours, theirs = metric_lines(workdir), metric_lines(self.reference)
     self.assertEqual([r["step"] for r in ours], [10, 20, 30, 40])
-    self.assertEqual([deterministic(r) for r in ours], [deterministic(r) for r in theirs])
+    self.assertEqual(
+      [deterministic(r) for r in ours], [deterministic(r) for r in theirs]
+    )
 
   def test_comparison_detects_a_different_run(self):
     # Guards the test above: a different seed must not compare equal.
@@ -77,8 +83,11 @@ class ResumeTest(absltest.TestCase):
 
   def test_sigkill_loses_at_most_one_interval_and_resumes_bitwise(self):
     workdir = self.workdir("killed")
-    args = (f"--config={helpers.SMOKE}", f"--workdir={workdir}",
-            "--config.checkpoint.every=20")
+    args = (
+      f"--config={helpers.SMOKE}",
+      f"--workdir={workdir}",
+      "--config.checkpoint.every=20",
+    )
     proc = helpers.popen(*args)
     ckpts = os.path.join(workdir, "checkpoints")
     deadline = time.time() + 240
@@ -87,7 +96,9 @@ class ResumeTest(absltest.TestCase):
         break
       time.sleep(0.01)
     if proc.poll() is not None:
-      self.skipTest("the run finished before it could be killed")  # pragma: no cover
+      self.skipTest(
+        "the run finished before it could be killed"
+      )  # pragma: no cover
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     self.assertEqual(proc.returncode, -signal.SIGKILL)
@@ -103,8 +114,12 @@ class ResumeTest(absltest.TestCase):
 
   def test_sigterm_checkpoints_then_resumes(self):
     workdir = self.workdir("terminated")
-    args = (f"--config={helpers.SMOKE}", f"--workdir={workdir}",
-            "--config.train.num_iterations=4000", "--config.checkpoint.every=1000")
+    args = (
+      f"--config={helpers.SMOKE}",
+      f"--workdir={workdir}",
+      "--config.train.num_iterations=4000",
+      "--config.checkpoint.every=1000",
+    )
     proc = helpers.popen(*args)
     metrics = os.path.join(workdir, "metrics.jsonl")
     deadline = time.time() + 240
@@ -120,9 +135,14 @@ class ResumeTest(absltest.TestCase):
     stopped_at = summary["iterations"]
     self.assertLess(stopped_at, 4000)
     # The checkpoint is at the stop, not at the last multiple of 1000.
-    self.assertTrue(os.path.isdir(os.path.join(workdir, "checkpoints", str(stopped_at))))
-    result = helpers.cli(*args[:2], f"--config.train.num_iterations={stopped_at + 10}",
-                         "--config.checkpoint.every=1000")
+    self.assertTrue(
+      os.path.isdir(os.path.join(workdir, "checkpoints", str(stopped_at)))
+    )
+    result = helpers.cli(
+      *args[:2],
+      f"--config.train.num_iterations={stopped_at + 10}",
+      "--config.checkpoint.every=1000",
+    )
     self.assertEqual(result.returncode, 0, result.stderr[-3000:])
     self.assertIn(f"from iteration {stopped_at}", result.stderr)
 

@@ -10,7 +10,6 @@ from tests.integration import helpers
 
 
 class SmokeRunTest(absltest.TestCase):
-
   def test_smoke_run_writes_a_complete_run_directory(self):
     workdir = helpers.fresh_workdir("smoke_run")
     result = helpers.cli(f"--config={helpers.SMOKE}", f"--workdir={workdir}")
@@ -26,7 +25,9 @@ class SmokeRunTest(absltest.TestCase):
     self.assertIn("device_kind", env)
     self.assertIn("git", env)
 
-    records = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+    records = [
+      json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))
+    ]
     self.assertEqual([r["step"] for r in records], [10, 20, 30, 40])
     times = [r["time"] for r in records]
     self.assertEqual(times, sorted(times))
@@ -34,7 +35,9 @@ class SmokeRunTest(absltest.TestCase):
     self.assertIn("eval/return", records[1])  # eval.every = 20
     self.assertNotIn("eval/return", records[0])
 
-    self.assertNotEmpty(glob.glob(os.path.join(workdir, "tensorboard", "events.out.tfevents.*")))
+    self.assertNotEmpty(
+      glob.glob(os.path.join(workdir, "tensorboard", "events.out.tfevents.*"))
+    )
     self.assertTrue(os.path.isdir(os.path.join(workdir, "checkpoints", "40")))
 
     summary = json.load(open(os.path.join(workdir, "summary.json")))

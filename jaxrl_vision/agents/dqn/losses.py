@@ -7,13 +7,13 @@ import rlax
 
 
 def double_q_loss(
-    q_tm1: jax.Array,
-    a_tm1: jax.Array,
-    r_t: jax.Array,
-    discount_t: jax.Array,
-    q_t_target: jax.Array,
-    q_t_online: jax.Array,
-    huber_delta: float,
+  q_tm1: jax.Array,
+  a_tm1: jax.Array,
+  r_t: jax.Array,
+  discount_t: jax.Array,
+  q_t_target: jax.Array,
+  q_t_online: jax.Array,
+  huber_delta: float,
 ) -> jax.Array:
   """Huber loss on the double-Q TD error (van Hasselt et al., 2016).
 
@@ -34,13 +34,13 @@ def double_q_loss(
   """
   chex.assert_rank([q_tm1, a_tm1, r_t, discount_t], [1, 0, 0, 0])
   td = rlax.double_q_learning(
-      q_tm1, a_tm1, r_t, discount_t, q_t_target, q_t_online
+    q_tm1, a_tm1, r_t, discount_t, q_t_target, q_t_online
   )
   return rlax.huber_loss(td, huber_delta)
 
 
 def epsilon_greedy_epsilon(
-    step: jax.Array, start: float, end: float, decay_steps: int
+  step: jax.Array, start: float, end: float, decay_steps: int
 ) -> jax.Array:
   """Linear decay from `start` to `end` over `decay_steps` learner steps."""
   frac = jnp.clip(step / max(decay_steps, 1), 0.0, 1.0)

@@ -20,7 +20,7 @@ class ReplayState(NamedTuple):
 
 
 def make_uniform_replay(
-    capacity: int, batch_size: int, min_size: int
+  capacity: int, batch_size: int, min_size: int
 ) -> types.Buffer:
   """Builds a buffer that samples `batch_size` items uniformly with replacement.
 
@@ -31,7 +31,7 @@ def make_uniform_replay(
 
   def init(example: chex.ArrayTree) -> ReplayState:
     data = jax.tree.map(
-        lambda x: jnp.zeros((capacity,) + x.shape, x.dtype), example
+      lambda x: jnp.zeros((capacity,) + x.shape, x.dtype), example
     )
     return ReplayState(data=data, insert_pos=jnp.int32(0), size=jnp.int32(0))
 
@@ -42,9 +42,9 @@ def make_uniform_replay(
     idx = (state.insert_pos + jnp.arange(num)) % capacity
     data = jax.tree.map(lambda d, x: d.at[idx].set(x), state.data, items)
     return ReplayState(
-        data=data,
-        insert_pos=(state.insert_pos + num) % capacity,
-        size=jnp.minimum(state.size + num, capacity),
+      data=data,
+      insert_pos=(state.insert_pos + num) % capacity,
+      size=jnp.minimum(state.size + num, capacity),
     )
 
   def sample(state: ReplayState, key: jax.Array) -> chex.ArrayTree:
