@@ -217,7 +217,8 @@ def run(
           for name, value in record.items():
             tb.add_scalar(name, value, it)
           tb.flush()
-          _show(bar, it, total, record, recipe.main_metrics)
+          eta = (total - it) * run_s / max(it - start, 1)
+          _show(bar, it, total, eta, record, recipe.main_metrics)
         if it % ckpt_every == 0 or it == total or stop.signum:
           checkpoint.save(
             manager,
@@ -344,7 +345,7 @@ class _StopFlag:
     return False
 
 
-def _show(bar, it, total, record, names) -> None:
+def _show(bar, it, total, eta_s, record, names) -> None:
   shown = {
     n.split("/")[-1] if n.startswith("learner/") else n: record[n]
     for n in names
@@ -352,7 +353,7 @@ def _show(bar, it, total, record, names) -> None:
   }
   text = " ".join(f"{k}={v:.3g}" for k, v in shown.items())
   if bar.disable:
-    print(f"[{it}/{total}] {text}", flush=True)
+    print(f"[{it}/{total} eta {eta_s:.0f}s] {text}", flush=True)
   else:
     bar.set_postfix_str(text, refresh=False)
     bar.update(it - bar.n)
@@ -371,11 +372,14 @@ def _summary(
 ) -> dict[str, Any]:
   path = os.path.join(workdir, "metrics.jsonl")
   records = rundir.read_metrics(path) if os.path.exists(path) else []
-  best = {}
+  best = {}  # of returns and success rates: higher is better
   for r in records:
     for k, v in r.items():
       if (
-        k not in ("step", "time") and isinstance(v, float) and math.isfinite(v)
+        k.startswith(("eval/", "episode/"))
+        and not k.endswith("/count")
+        and isinstance(v, float)
+        and math.isfinite(v)
       ):
         best[k] = max(best.get(k, -math.inf), v)
   plots = []
@@ -411,7 +415,10 @@ def _print_summary(summary: dict[str, Any]) -> None:
   ]
   for k in sorted(final):
     if k not in ("step", "time", "env_steps") and "/count" not in k:
-      lines.append(f"{k:<24} {final[k]:<10.4g} best {summary['best'][k]:.4g}")
+      best = summary["best"].get(k)
+      lines.append(
+        f"{k:<24} {final[k]:<10.4g}" + (f" best {best:.4g}" if best is not None else "")
+      )
   print("\n".join(lines))
 
 
