@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
+from typing import NamedTuple
 
 import jax
 import ml_collections
@@ -64,6 +65,44 @@ class Interrupted(RunError):
 Hook = Callable[[int, Any], None]  # hook(iteration, state) after each chunk
 
 
+class Setup(NamedTuple):
+  trainer: train_lib.Trainer  # data-parallel over all devices when > 1
+  num_devices: int
+  init_key: jax.Array
+  eval_key: jax.Array
+  abstract_state: Any  # ShapeDtypeStructs with the shardings of init's output
+  init: Any  # the compiled trainer.init
+  compile_s: float
+
+
+def build(config: ml_collections.ConfigDict, recipe: recipes.Recipe) -> Setup:
+  """The trainer for this config on this job's devices, and its state layout."""
+  num_devices = config.distributed.num_devices or jax.device_count()
+  axis_name = mesh_lib.DATA_AXIS if num_devices > 1 else None
+  trainer = recipe.make_train(config, axis_name, num_devices)
+  if axis_name is not None:
+    mesh = mesh_lib.make_mesh(num_devices, axis_name)
+    trainer = data_parallel.data_parallel_trainer(trainer, mesh, axis_name)
+  init_key, eval_key = jax.random.split(jax.random.key(config.seed))
+  t = time.time()
+  init = jax.jit(trainer.init).lower(init_key).compile()
+  compile_s = time.time() - t
+  abstract = jax.tree.map(
+    lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+    jax.eval_shape(trainer.init, init_key),
+    init.output_shardings,
+  )
+  return Setup(
+    trainer=trainer,
+    num_devices=num_devices,
+    init_key=init_key,
+    eval_key=eval_key,
+    abstract_state=abstract,
+    init=init,
+    compile_s=compile_s,
+  )
+
+
 def run(
   config: ml_collections.ConfigDict,
   workdir: str,
@@ -80,23 +119,14 @@ def run(
       os.path.join(os.path.dirname(os.path.abspath(workdir)), ".jax_cache")
     )
 
-  num_devices = config.distributed.num_devices or jax.device_count()
-  axis_name = mesh_lib.DATA_AXIS if num_devices > 1 else None
-  trainer = recipe.make_train(config, axis_name, num_devices)
-  if axis_name is not None:
-    mesh = mesh_lib.make_mesh(num_devices, axis_name)
-    trainer = data_parallel.data_parallel_trainer(trainer, mesh, axis_name)
-
-  init_key, eval_key = jax.random.split(jax.random.key(config.seed))
-  compile_s = 0.0
-  t = time.time()
-  init = jax.jit(trainer.init).lower(init_key).compile()
-  compile_s += time.time() - t
-  abstract = jax.tree.map(
-    lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-    jax.eval_shape(trainer.init, init_key),
-    init.output_shardings,
+  setup = build(config, recipe)
+  trainer, num_devices = setup.trainer, setup.num_devices
+  init_key, eval_key, abstract = (
+    setup.init_key,
+    setup.eval_key,
+    setup.abstract_state,
   )
+  compile_s = setup.compile_s
 
   config_dict = config.to_dict()
   manager = checkpoint.make_manager(
@@ -124,7 +154,7 @@ def run(
   except checkpoint.CheckpointError as e:
     raise IncompatibleWorkdir(str(e)) from e
   if restored is None:
-    state, start = init(init_key), 0
+    state, start = setup.init(init_key), 0
   else:
     state, start = restored.state, restored.step
     for why in restored.skipped:
@@ -417,7 +447,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
     if k not in ("step", "time", "env_steps") and "/count" not in k:
       best = summary["best"].get(k)
       lines.append(
-        f"{k:<24} {final[k]:<10.4g}" + (f" best {best:.4g}" if best is not None else "")
+        f"{k:<24} {final[k]:<10.4g}"
+        + (f" best {best:.4g}" if best is not None else "")
       )
   print("\n".join(lines))
 
@@ -426,20 +457,7 @@ def restore_final_state(
   workdir: str, recipe: recipes.Recipe, config: ml_collections.ConfigDict
 ) -> tuple[int, Any]:
   """The newest checkpoint's state, e.g. to compare or evaluate runs."""
-  num_devices = config.distributed.num_devices or jax.device_count()
-  axis_name = mesh_lib.DATA_AXIS if num_devices > 1 else None
-  trainer = recipe.make_train(config, axis_name, num_devices)
-  if axis_name is not None:
-    trainer = data_parallel.data_parallel_trainer(
-      trainer, mesh_lib.make_mesh(num_devices, axis_name), axis_name
-    )
-  key = jax.random.split(jax.random.key(config.seed))[0]
-  compiled = jax.jit(trainer.init).lower(key).compile()
-  abstract = jax.tree.map(
-    lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-    jax.eval_shape(trainer.init, key),
-    compiled.output_shardings,
-  )
+  abstract = build(config, recipe).abstract_state
   manager = checkpoint.make_manager(os.path.join(workdir, "checkpoints"), 1000)
   try:
     restored = checkpoint.restore_latest(manager, abstract)
