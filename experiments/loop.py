@@ -109,10 +109,15 @@ def run(
   recipe: recipes.Recipe,
   *,
   hooks: Sequence[Hook] = (),
-) -> dict[str, Any]:
-  """Trains to `config.train.num_iterations`; returns the summary dict."""
+) -> dict[str, Any] | None:
+  """Trains to `config.train.num_iterations`.
+
+  Returns the summary dict on process 0 (which writes all run files) and None
+  on the other processes of a multi-host job.
+  """
   wall_start = time.time()
   chief = jax.process_index() == 0
+  summary = None
   os.makedirs(workdir, exist_ok=True)
   if config.run.compilation_cache:
     enable_compilation_cache(
