@@ -70,7 +70,9 @@ def make_catch(
     model: CatchModel, state: types.EnvState, action: jax.Array
   ) -> types.EnvState:
     p = state.physics
-    paddle = jnp.clip(p.paddle + action.astype(jnp.int32) - 1, 0, cols - 1)
+    paddle = jnp.clip(
+      p.paddle + jnp.asarray(action, jnp.int32) - 1, 0, cols - 1
+    )
     ball = p.ball.at[0].add(1)
     physics = CatchPhysics(ball=ball, paddle=paddle, t=p.t + 1)
     terminated = ball[0] == rows - 1

@@ -1,11 +1,11 @@
 """Tests for the pixel Catch env."""
 
-from absl.testing import absltest
-from absl.testing import parameterized
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl.testing import absltest
+from absl.testing import parameterized
 
 from jaxrl_vision.envs import catch
 
@@ -28,20 +28,19 @@ def expected_image(rows, cols, ball, paddle, scale=1):
 
 def with_physics(state, ball, paddle, t=0):
   physics = catch.CatchPhysics(
-      ball=jnp.array(ball, jnp.int32),
-      paddle=jnp.int32(paddle),
-      t=jnp.int32(t),
+    ball=jnp.array(ball, jnp.int32),
+    paddle=jnp.int32(paddle),
+    t=jnp.int32(t),
   )
   return state._replace(physics=physics)
 
 
 class CatchResetTest(chex.TestCase):
-
   @chex.variants(with_jit=True, without_jit=True)
   @parameterized.named_parameters(
-      ("small", 4, 3, 1),
-      ("default", 10, 5, 1),
-      ("scaled", 6, 4, 3),
+    ("small", 4, 3, 1),
+    ("default", 10, 5, 1),
+    ("scaled", 6, 4, 3),
   )
   def test_reset(self, rows, cols, scale):
     env = catch.make_catch(rows=rows, cols=cols, pixel_scale=scale)
@@ -57,8 +56,8 @@ class CatchResetTest(chex.TestCase):
     self.assertEqual(int(state.physics.paddle), cols // 2)
     self.assertEqual(int(state.physics.t), 0)
     np.testing.assert_array_equal(
-        state.obs,
-        expected_image(rows, cols, (0, ball_col), cols // 2, scale),
+      state.obs,
+      expected_image(rows, cols, (0, ball_col), cols // 2, scale),
     )
     self.assertEqual(float(state.reward), 0.0)
     self.assertFalse(state.terminated)
@@ -67,11 +66,12 @@ class CatchResetTest(chex.TestCase):
   def test_reset_draws_every_column(self):
     env = catch.make_catch(rows=4, cols=5)
     states = jax.vmap(env.reset, in_axes=(None, 0))(
-        env.init_model(), jax.random.split(jax.random.key(0), 200)
+      env.init_model(), jax.random.split(jax.random.key(0), 200)
     )
     np.testing.assert_array_equal(states.physics.ball[:, 0], 0)
     # 200 draws miss one of 5 columns with probability ~5 * 0.8**200.
-    self.assertSetEqual(set(np.asarray(states.physics.ball[:, 1])), set(range(5)))
+    columns = set(np.asarray(states.physics.ball[:, 1]))
+    self.assertSetEqual(columns, set(range(5)))
 
   def test_pixel_scale_repeats_each_cell(self):
     model = catch.make_catch(rows=5, cols=4).init_model()
@@ -82,9 +82,9 @@ class CatchResetTest(chex.TestCase):
     np.testing.assert_array_equal(big, small.repeat(3, 0).repeat(3, 1))
 
   @parameterized.named_parameters(
-      ("one_row", dict(rows=1)),
-      ("no_cols", dict(cols=0)),
-      ("zero_scale", dict(pixel_scale=0)),
+    ("one_row", dict(rows=1)),
+    ("no_cols", dict(cols=0)),
+    ("zero_scale", dict(pixel_scale=0)),
   )
   def test_invalid_sizes_raise(self, kwargs):
     with self.assertRaises(ValueError):
@@ -92,6 +92,12 @@ class CatchResetTest(chex.TestCase):
 
 
 class CatchStepTest(chex.TestCase):
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.env_10x5 = catch.make_catch(rows=10, cols=5)
+    cls.model_10x5 = cls.env_10x5.init_model()
+    cls.step_10x5 = staticmethod(jax.jit(cls.env_10x5.step))  # compiled once
 
   def setUp(self):
     super().setUp()
@@ -101,12 +107,12 @@ class CatchStepTest(chex.TestCase):
 
   @chex.variants(with_jit=True, without_jit=True)
   @parameterized.named_parameters(
-      # paddle' = clip(paddle + action - 1, 0, cols - 1)
-      ("left", 2, LEFT, 1),
-      ("stay", 2, STAY, 2),
-      ("right", 2, RIGHT, 3),
-      ("left_at_edge", 0, LEFT, 0),  # clip(-1) = 0
-      ("right_at_edge", 4, RIGHT, 4),  # clip(5) = 4
+    # paddle' = clip(paddle + action - 1, 0, cols - 1)
+    ("left", 2, LEFT, 1),
+    ("stay", 2, STAY, 2),
+    ("right", 2, RIGHT, 3),
+    ("left_at_edge", 0, LEFT, 0),  # clip(-1) = 0
+    ("right_at_edge", 4, RIGHT, 4),  # clip(5) = 4
   )
   def test_paddle_moves_and_clips(self, paddle, action, expected):
     state = with_physics(self.start, (1, 3), paddle, t=1)
@@ -117,28 +123,26 @@ class CatchStepTest(chex.TestCase):
     np.testing.assert_array_equal(next_state.physics.ball, [2, 3])
     self.assertEqual(int(next_state.physics.t), 2)
     np.testing.assert_array_equal(
-        next_state.obs, expected_image(6, 5, (2, 3), expected)
+      next_state.obs, expected_image(6, 5, (2, 3), expected)
     )
     self.assertEqual(float(next_state.reward), 0.0)
     self.assertFalse(next_state.terminated)
 
   @parameterized.named_parameters(
-      # cols=5: the paddle starts in column 2 and the episode lasts 9 steps.
-      ("catch_left_edge", 0, True),
-      ("catch_middle", 2, True),
-      ("catch_right_edge", 4, True),
-      ("miss_left_edge", 0, False),
-      ("miss_middle", 2, False),
-      ("miss_right_edge", 4, False),
+    # cols=5: the paddle starts in column 2 and the episode lasts 9 steps.
+    ("catch_left_edge", 0, True),
+    ("catch_middle", 2, True),
+    ("catch_right_edge", 4, True),
+    ("miss_left_edge", 0, False),
+    ("miss_middle", 2, False),
+    ("miss_right_edge", 4, False),
   )
   def test_episode_ends_after_rows_minus_one_steps(self, ball_col, catches):
-    rows, cols = 10, 5
-    env = catch.make_catch(rows=rows, cols=cols)
-    model = env.init_model()
+    rows = 10
+    env, model, step = self.env_10x5, self.model_10x5, self.step_10x5
     state = with_physics(env.reset(model, jax.random.key(1)), (0, ball_col), 2)
     # Walk the paddle to the ball's column, or to the far side to miss.
     target = ball_col if catches else (4 if ball_col < 2 else 0)
-    step = jax.jit(env.step)
     for t in range(rows - 1):
       paddle = int(state.physics.paddle)
       action = STAY + int(np.sign(target - paddle))
@@ -156,24 +160,24 @@ class CatchStepTest(chex.TestCase):
 
 
 class CatchRandomisationTest(chex.TestCase):
-
   def test_vmap_over_batched_model(self):
     env = catch.make_catch(rows=4, cols=3)
     base = env.init_model()
     backgrounds = jnp.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]], jnp.float32)
     models = base._replace(
-        background=backgrounds,
-        ball_color=jnp.broadcast_to(base.ball_color, (2, 3)),
-        paddle_color=jnp.broadcast_to(base.paddle_color, (2, 3)),
+      background=backgrounds,
+      ball_color=jnp.broadcast_to(base.ball_color, (2, 3)),
+      paddle_color=jnp.broadcast_to(base.paddle_color, (2, 3)),
     )
     model_axes = catch.CatchModel(background=0, ball_color=0, paddle_color=0)
     key = jax.random.key(0)
     states = jax.jit(jax.vmap(env.reset, in_axes=(model_axes, None)))(
-        models, key
+      models, key
     )
     chex.assert_shape(states.obs, (2, 4, 3, 3))
     # Same key, so same ball and paddle; only the background differs.
-    np.testing.assert_array_equal(states.physics.ball[0], states.physics.ball[1])
+    balls = states.physics.ball
+    np.testing.assert_array_equal(balls[0], balls[1])
     self.assertFalse(np.array_equal(states.obs[0], states.obs[1]))
     # Row 1 never holds the ball or the paddle, so it is pure background.
     np.testing.assert_array_equal(states.obs[0, 1], [[0, 0, 0]] * 3)
@@ -181,7 +185,7 @@ class CatchRandomisationTest(chex.TestCase):
 
     actions = jnp.array([LEFT, RIGHT], jnp.int32)
     next_states = jax.vmap(env.step, in_axes=(model_axes, 0, 0))(
-        models, states, actions
+      models, states, actions
     )
     np.testing.assert_array_equal(next_states.physics.paddle, [0, 2])
     np.testing.assert_array_equal(next_states.obs[1, 0], [[255, 0, 0]] * 3)

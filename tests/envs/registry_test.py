@@ -1,14 +1,13 @@
 """Tests for the env registry."""
 
-from absl.testing import absltest
 import chex
+from absl.testing import absltest
 
 from jaxrl_vision.envs import catch
 from jaxrl_vision.envs import registry
 
 
 class RegistryTest(chex.TestCase):
-
   def test_make_env_passes_kwargs(self):
     env = registry.make_env("catch", rows=5, cols=4, pixel_scale=2)
     self.assertEqual(env.spec.obs_shape, (10, 8, 3))

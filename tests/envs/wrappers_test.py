@@ -1,10 +1,10 @@
 """Tests for env wrappers."""
 
-from absl.testing import absltest
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl.testing import absltest
 
 from jaxrl_vision.envs import catch
 from jaxrl_vision.envs import wrappers
@@ -30,7 +30,6 @@ def row_has_ball(obs_row):
 
 
 class AutoResetTest(chex.TestCase):
-
   def setUp(self):
     super().setUp()
     self.raw = catch.make_catch(rows=ROWS, cols=COLS)
@@ -49,7 +48,7 @@ class AutoResetTest(chex.TestCase):
     state = self.env.reset(self.model, jax.random.key(1))
     # The raw env, started from the same physics, is the reference.
     raw = self.raw.reset(self.model, jax.random.key(0))._replace(
-        physics=state.physics
+      physics=state.physics
     )
     for t in range(ROWS - 1):
       state = wrapped(self.model, state, jnp.int32(STAY))
@@ -58,7 +57,7 @@ class AutoResetTest(chex.TestCase):
       self.assertEqual(float(state.reward), float(raw.reward))
       self.assertEqual(bool(state.terminated), bool(raw.terminated))
       self.assertEqual(
-          float(state.metrics["success"]), float(raw.metrics["success"])
+        float(state.metrics["success"]), float(raw.metrics["success"])
       )
       np.testing.assert_array_equal(state.info["final_obs"], raw.obs)
       if t < ROWS - 2:  # mid-episode: nothing is reset
@@ -88,7 +87,7 @@ class AutoResetTest(chex.TestCase):
   def test_fresh_obs_matches_fresh_physics(self):
     # Over several episodes, obs after a reset is the image of the new physics.
     _, states = jax.jit(
-        lambda key: rollout(self.env, self.model, key, jnp.ones(12, jnp.int32))
+      lambda key: rollout(self.env, self.model, key, jnp.ones(12, jnp.int32))
     )(jax.random.key(2))
     for t in range(12):
       ball = np.asarray(states.physics.ball[t])
@@ -99,8 +98,11 @@ class AutoResetTest(chex.TestCase):
       np.testing.assert_array_equal(obs, expected, err_msg=f"step {t}")
     # Episodes end every 3 steps: steps 2, 5, 8, 11.
     np.testing.assert_array_equal(
-        np.flatnonzero(states.terminated), [2, 5, 8, 11]
+      np.flatnonzero(states.terminated), [2, 5, 8, 11]
     )
+    # The reset key advances, so new episodes do not all repeat one column.
+    new_episode_cols = states.physics.ball[np.array([2, 5, 8, 11]), 1]
+    self.assertGreater(len(np.unique(new_episode_cols)), 1)
 
   def test_reproducible_with_same_key(self):
     actions = jax.random.randint(jax.random.key(9), (12,), 0, 3)
@@ -108,16 +110,21 @@ class AutoResetTest(chex.TestCase):
     first = run(jax.random.key(5))
     again = run(jax.random.key(5))
     other = run(jax.random.key(6))
-    as_data = lambda tree: jax.tree.map(
-        lambda x: jax.random.key_data(x)
-        if jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
-        else x,
+
+    def as_data(tree):  # typed keys compare through their raw data
+      return jax.tree.map(
+        lambda x: (
+          jax.random.key_data(x)
+          if jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
+          else x
+        ),
         tree,
-    )
+      )
+
     chex.assert_trees_all_equal(as_data(first), as_data(again))
     # New episodes draw new balls; a different key gives another sequence.
     self.assertFalse(
-        np.array_equal(first[1].physics.ball, other[1].physics.ball)
+      np.array_equal(first[1].physics.ball, other[1].physics.ball)
     )
 
 

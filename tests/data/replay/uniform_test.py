@@ -1,11 +1,11 @@
 """Tests for the uniform replay buffer."""
 
-from absl.testing import absltest
-from absl.testing import parameterized
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl.testing import absltest
+from absl.testing import parameterized
 
 from jaxrl_vision.data.replay import uniform
 
@@ -13,17 +13,14 @@ from jaxrl_vision.data.replay import uniform
 def items(values):
   """A two-leaf item batch whose leaves encode the same ids."""
   values = jnp.asarray(values, jnp.int32)
-  return {
-      "id": values,  # [B]
-      "obs": jnp.stack([values, -values], axis=-1).astype(jnp.float32),  # [B, 2]
-  }
+  obs = jnp.stack([values, -values], axis=-1).astype(jnp.float32)  # [B, 2]
+  return {"id": values, "obs": obs}  # id: [B] int32
 
 
 EXAMPLE = jax.tree.map(lambda x: x[0], items([0]))
 
 
 class UniformReplayTest(chex.TestCase):
-
   def test_init(self):
     buffer = uniform.make_uniform_replay(capacity=4, batch_size=2, min_size=1)
     state = buffer.init(EXAMPLE)
@@ -78,7 +75,7 @@ class UniformReplayTest(chex.TestCase):
 
   def test_sample_is_uniform_and_reproducible(self):
     buffer = uniform.make_uniform_replay(
-        capacity=4, batch_size=4000, min_size=1
+      capacity=4, batch_size=4000, min_size=1
     )
     state = buffer.add(buffer.init(EXAMPLE), items([1, 2, 3]))
     state = buffer.add(state, items([4, 5, 6]))  # [5, 6, 3, 4]
@@ -91,13 +88,13 @@ class UniformReplayTest(chex.TestCase):
     self.assertTrue(np.all(np.abs(counts[3:] - 1000) < 150), msg=str(counts))
     chex.assert_trees_all_equal(batch, sample(state, jax.random.key(0)))
     self.assertFalse(
-        np.array_equal(batch["id"], sample(state, jax.random.key(1))["id"])
+      np.array_equal(batch["id"], sample(state, jax.random.key(1))["id"])
     )
 
   @parameterized.named_parameters(
-      ("zero_batch", dict(capacity=4, batch_size=0, min_size=1)),
-      ("zero_min_size", dict(capacity=4, batch_size=2, min_size=0)),
-      ("min_size_over_capacity", dict(capacity=4, batch_size=2, min_size=5)),
+    ("zero_batch", dict(capacity=4, batch_size=0, min_size=1)),
+    ("zero_min_size", dict(capacity=4, batch_size=2, min_size=0)),
+    ("min_size_over_capacity", dict(capacity=4, batch_size=2, min_size=5)),
   )
   def test_invalid_construction_raises(self, kwargs):
     with self.assertRaises(ValueError):
