@@ -1,5 +1,6 @@
 """Shared pieces of the integration tests: CLI runs and state comparison."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -88,3 +89,24 @@ def assert_bitwise_equal(a: list[np.ndarray], b: list[np.ndarray]) -> None:
     assert x.dtype == y.dtype and x.shape == y.shape, i
     # View as bytes so that NaN payloads and -0.0 count as differences too.
     assert x.tobytes() == y.tobytes(), f"leaf {i} differs"
+
+
+def fingerprint(workdir: str, devices: int) -> dict:
+  """`fingerprint_worker`'s report on a :smoke run made with `devices` devices.
+
+  Runs in a subprocess because the simulated device count is fixed when jax
+  starts.
+  """
+  env = dict(
+    os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}"
+  )
+  result = subprocess.run(
+    [sys.executable, "-m", "tests.integration.fingerprint_worker", workdir],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    env=env,
+  )
+  assert result.returncode == 0, result.stderr[-3000:]
+  return json.loads(result.stdout.strip().splitlines()[-1])

@@ -30,19 +30,6 @@ def cli(*args):
   )
 
 
-def fingerprint(workdir):
-  result = subprocess.run(
-    [sys.executable, "-m", "tests.integration.fingerprint_worker", workdir],
-    cwd=helpers.ROOT,
-    capture_output=True,
-    text=True,
-    timeout=300,
-    env=FOUR,
-  )
-  assert result.returncode == 0, result.stderr[-3000:]
-  return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 class MultiDeviceRunTest(absltest.TestCase):
   def test_four_devices_train_resume_bitwise_and_refuse_one(self):
     straight = helpers.fresh_workdir("four_straight")
@@ -58,7 +45,7 @@ class MultiDeviceRunTest(absltest.TestCase):
     self.assertEqual(second.returncode, 0, second.stderr[-3000:])
     self.assertIn("from iteration 20", second.stderr)
 
-    a, b = fingerprint(straight), fingerprint(resumed)
+    a, b = helpers.fingerprint(straight, 4), helpers.fingerprint(resumed, 4)
     self.assertEqual(a["step"], 40)
     self.assertEqual(a["devices"], 4)
     self.assertTrue(a["agent_replicated"])

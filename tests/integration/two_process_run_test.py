@@ -22,22 +22,6 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
-def fingerprint(workdir, devices):
-  env = dict(
-    os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}"
-  )
-  result = subprocess.run(
-    [sys.executable, "-m", "tests.integration.fingerprint_worker", workdir],
-    cwd=helpers.ROOT,
-    capture_output=True,
-    text=True,
-    timeout=300,
-    env=env,
-  )
-  assert result.returncode == 0, result.stderr[-3000:]
-  return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 class TwoProcessRunTest(absltest.TestCase):
   def test_two_processes_match_two_local_devices(self):
     workdir = helpers.fresh_workdir("two_process_run")
@@ -108,7 +92,7 @@ class TwoProcessRunTest(absltest.TestCase):
     self.assertEqual(result.returncode, 0, result.stderr[-3000:])
     # The checkpoint written by two processes restores on one process with
     # two devices, and holds exactly what the one-process run computed.
-    a, b = fingerprint(workdir, 2), fingerprint(local, 2)
+    a, b = helpers.fingerprint(workdir, 2), helpers.fingerprint(local, 2)
     self.assertEqual(a["step"], 40)
     self.assertTrue(a["agent_replicated"])
     self.assertEqual(a["sha256"], b["sha256"])
