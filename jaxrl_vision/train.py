@@ -73,13 +73,14 @@ def make_off_policy_train(
       key = jax.random.fold_in(key, jax.lax.axis_index(axis_name))
     reset_key, key = jax.random.split(key)
     env_state = reset(model, jax.random.split(reset_key, num_envs))
-    agent_state = agent.init(agent_key, env_state.obs[:1])
+    first = jax.tree.map(lambda x: x[0], env_state.obs)  # obs may be a pytree
+    agent_state = agent.init(agent_key, jax.tree.map(lambda x: x[None], first))
     example = types.Transition(
-      obs_tm1=env_state.obs[0],
+      obs_tm1=first,
       action_tm1=jnp.zeros(env.spec.action_shape, _action_dtype(env)),
       reward_t=jnp.float32(0),
       discount_t=jnp.float32(0),
-      obs_t=env_state.obs[0],
+      obs_t=first,
     )
     return TrainState(
       agent=agent_state,

@@ -40,10 +40,10 @@ class EnvState(NamedTuple):
   """One world's state; batched envs carry a leading [N] axis on every leaf."""
 
   physics: Any  # the simulator's state (mjx.Data for MJX tasks)
-  obs: jax.Array  # [H, W, C] uint8 pixels, or [D] float32
+  obs: Any  # [H, W, C] uint8 pixels, or a dict of arrays (image + proprio)
   reward: jax.Array  # () float32, reward for the step that led here
   terminated: jax.Array  # () bool, the MDP ended (no bootstrapping)
-  truncated: jax.Array  # () bool, time limit hit (bootstrap from obs)
+  truncated: jax.Array  # () bool, time limit hit (bootstrap, from final obs)
   metrics: dict[str, jax.Array]  # per-step scalars, fixed keys per env
   info: dict[str, Any]  # fixed keys per env and wrapper stack
 
@@ -75,11 +75,11 @@ class Env(NamedTuple):
 class Transition(NamedTuple):
   """One env step for off-policy learners; batched with a leading [B] axis."""
 
-  obs_tm1: jax.Array  # [H, W, C] uint8
+  obs_tm1: Any  # [H, W, C] uint8, or the env's obs pytree
   action_tm1: jax.Array  # () int32 or [A] float32
   reward_t: jax.Array  # () float32
   discount_t: jax.Array  # () float32: 0 where the episode terminated, else 1
-  obs_t: jax.Array  # [H, W, C] uint8, the true successor (pre-reset)
+  obs_t: Any  # like obs_tm1: the true successor (pre-reset)
 
 
 class Buffer(NamedTuple):
