@@ -1,0 +1,135 @@
+"""Offline datasets as pure functions: collect episodes, index, sample.
+
+Episodes store every observation once (o_0 .. o_T) and rebuild transitions
+(o_t, a_t, r_t, o_t+1) when sampled, so a dataset of images costs one frame per
+step, not two. Disk storage is in `episode_store.py`.
+"""
+
+from collections.abc import Callable
+from collections.abc import Sequence
+from typing import Any
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxrl_vision import types
+
+# policy(model, env_state, key) -> action, for one world; callers vmap.
+Policy = Callable[[types.Model, types.EnvState, jax.Array], jax.Array]
+
+
+class Episodes(NamedTuple):
+  obs: Any  # pytree, leaves [E, T+1, ...]: o_0 .. o_T, each frame once
+  action: jax.Array  # [E, T, ...]
+  reward: jax.Array  # [E, T] float32, reward of the step from o_t
+  terminated: jax.Array  # [E, T] bool, step t ended the MDP
+  length: jax.Array  # [E] int32, valid steps; later steps are padding
+  success: jax.Array  # [E] float32, the env's "success" metric at the end
+  policy: jax.Array  # [E] int32, index of the policy that acted
+
+
+def make_collector(
+  env: types.Env,
+  policies: Sequence[Policy],
+  weights: Sequence[float],
+) -> Callable[[types.Model, jax.Array, int], Episodes]:
+  """Returns `collect(model, key, num_episodes) -> Episodes`.
+
+  Each episode picks one policy with probability `weights[i]` (e.g. a noisy
+  scripted expert and a random policy, mixed to reach a target success
+  rate) and runs it in its own world for at most `env.spec.max_episode_steps`
+  steps, all worlds vmapped. After an episode ends its world stops changing;
+  those steps are padding, excluded by `length`. The env must report
+  `metrics["success"]`.
+  """
+  if len(policies) != len(weights) or not policies:
+    raise ValueError("need one weight per policy, and at least one policy")
+  if min(weights) < 0 or sum(weights) <= 0:
+    raise ValueError(f"weights must be >= 0 with a positive sum: {weights}")
+  logits = jnp.log(jnp.asarray(weights, jnp.float32))
+  horizon = env.spec.max_episode_steps
+
+  def one_episode(model, key):
+    choice_key, reset_key, key = jax.random.split(key, 3)
+    choice = jax.random.categorical(choice_key, logits)
+    state = env.reset(model, reset_key)
+
+    def step(carry, key):
+      state, done = carry
+      # Every policy acts and the episode's own is kept: scripted policies
+      # are cheap next to physics, and vmap would run all branches anyway.
+      actions = [p(model, state, key) for p in policies]
+      action = jnp.stack(actions)[choice]
+      next_state = env.step(model, state, action)
+      ended = next_state.terminated | next_state.truncated
+      # A finished world keeps its last state; its steps are padding.
+      kept = jax.tree.map(
+        lambda new, old: jnp.where(done, old, new), next_state, state
+      )
+      out = (
+        action,
+        jnp.where(done, 0.0, next_state.reward),
+        ~done & next_state.terminated,
+        ~done,
+        kept.obs,
+      )
+      return (kept, done | ended), out
+
+    (final, _), (action, reward, terminated, valid, obs) = jax.lax.scan(
+      step, (state, jnp.bool_(False)), jax.random.split(key, horizon)
+    )
+    obs = jax.tree.map(
+      lambda first, rest: jnp.concatenate([first[None], rest]), state.obs, obs
+    )
+    return Episodes(
+      obs=obs,
+      action=action,
+      reward=reward,
+      terminated=terminated,
+      length=jnp.sum(valid).astype(jnp.int32),
+      success=final.metrics["success"].astype(jnp.float32),
+      policy=choice.astype(jnp.int32),
+    )
+
+  def collect(model, key, num_episodes):
+    keys = jax.random.split(key, num_episodes)
+    return jax.vmap(one_episode, in_axes=(None, 0))(model, keys)
+
+  return collect
+
+
+def transition_index(length: np.ndarray) -> np.ndarray:
+  """[num_transitions, 2] int32 (episode, step) of every valid transition."""
+  length = np.asarray(length)
+  episode = np.repeat(np.arange(len(length)), length)
+  step = np.concatenate([np.arange(n) for n in length]) if len(length) else []
+  return np.stack([episode, np.asarray(step, episode.dtype)], -1).astype(
+    np.int32
+  )
+
+
+def make_sampler(
+  batch_size: int,
+) -> Callable[[Episodes, jax.Array, jax.Array], types.Transition]:
+  """`sample(episodes, index, key) -> Transition` [batch_size, ...].
+
+  `index` is `transition_index(episodes.length)` (on device), so sampling is
+  uniform over transitions and never crosses an episode's end. The key is the
+  data-stream position: keep it in the training state and a resumed run
+  draws the same batches.
+  """
+
+  def sample(episodes: Episodes, index: jax.Array, key: jax.Array):
+    rows = jax.random.randint(key, (batch_size,), 0, index.shape[0])
+    e, t = index[rows, 0], index[rows, 1]
+    return types.Transition(
+      obs_tm1=jax.tree.map(lambda o: o[e, t], episodes.obs),
+      action_tm1=episodes.action[e, t],
+      reward_t=episodes.reward[e, t],
+      discount_t=1.0 - episodes.terminated[e, t].astype(jnp.float32),
+      obs_t=jax.tree.map(lambda o: o[e, t + 1], episodes.obs),
+    )
+
+  return sample
