@@ -1,0 +1,261 @@
+"""Vision-based bin grasping (QT-Opt / Visionary analogue; spec C.2).
+
+A 30x30 cm tray holds `num_objects` free objects (boxes, spheres and lying
+capsules, cycled in that order) at random non-overlapping poses; a Cartesian
+parallel-jaw gripper starts 10 cm above the tray floor.
+
+  observation  {"image": [H, W, 3] uint8 from the "overhead" camera,
+                "gripper_closed": () float32, "height": () float32}
+  action       [7] float32: T (+-3 cm per axis), (sin, cos) of a yaw step
+               (+-0.25 rad), (open, close) scores; see `common`.
+  reward       -0.01 every step, +1 at the end if an object is held up.
+  episode      `episode_length` steps. The last step ignores the action and
+               runs the scripted lift: fingers closed, gripper raised 15 cm
+               within the step. So the agent acts for `episode_length - 1`
+               steps and must close the gripper on an object before the end
+               (a gripper still open when the lift starts closes while it
+               rises and usually misses).
+  success      after the lift, some object's centre is >= 10 cm above the
+               tray floor, it touches both fingers and touches neither the
+               floor nor a wall (contacts within 1 mm, from MJX's contact
+               list).
+
+The last step sets `terminated` (the lift is an irreversible terminal event,
+as in QT-Opt); `truncated` is always False, so learners never bootstrap past
+the lift. The step count is not observed (as in QT-Opt and Visionary).
+
+Appearance: object colours are drawn per episode inside `reset` (hues from
+`hue_range`, so train and test colours can be kept disjoint) and live in the
+state; object sizes (and with them masses) are model fields, randomised per
+world by `randomize_model` and vmapped over with the returned in_axes.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import mujoco
+from mujoco import mjx
+
+from jaxrl_vision import types
+from jaxrl_vision.envs import render
+from jaxrl_vision.envs.manipulation import common
+from jaxrl_vision.envs.manipulation import scene
+
+KIND_CYCLE = ("box", "sphere", "capsule")
+# Per-world size ranges (spec C.2): box half-sides, sphere radius, capsule
+# (radius, half-length).
+SIZE_RANGES = {
+  "box": ((0.01, 0.01, 0.01), (0.02, 0.02, 0.02)),
+  "sphere": ((0.015, 0.0, 0.0), (0.025, 0.0, 0.0)),
+  "capsule": ((0.01, 0.015, 0.0), (0.015, 0.03, 0.0)),
+}
+HOVER_HEIGHT = 0.07  # expert's travel height: above the tallest object
+
+
+def make_grasp_task(
+  image_size: int = 64,
+  num_objects: int = 3,
+  episode_length: int = 10,
+  substeps_per_action: int = 20,
+  settle_substeps: int = 5,
+  lift_height: float = 0.15,
+  success_height: float = 0.10,
+  step_penalty: float = 0.01,
+  hue_range: tuple[float, float] = (0.0, 1.0),
+  randomize_lighting: bool = False,
+) -> common.ManipulationTask:
+  """Builds the grasp task, its expert and its model randomiser.
+
+  Args:
+    image_size: the camera image is image_size x image_size RGB.
+    num_objects: free objects in the tray (3 on CPU, 5 on GPU in spec C.2).
+    episode_length: agent steps per episode, the scripted lift included.
+    substeps_per_action: 5 ms physics substeps per agent step (20 = 0.1 s).
+    settle_substeps: substeps simulated at reset.
+    lift_height: how far the scripted lift raises the gripper (metres).
+    success_height: object centre height above the floor for success.
+    step_penalty: subtracted from the reward every step.
+    hue_range: object hues are uniform in this range (wrapping past 1).
+    randomize_lighting: draw the light per episode instead of the default.
+
+  Returns:
+    A `common.ManipulationTask`; `.env` is the `types.Env`.
+  """
+  if num_objects < 1 or episode_length < 2 or substeps_per_action < 1:
+    raise ValueError(
+      "grasp needs num_objects >= 1, episode_length >= 2 and "
+      f"substeps_per_action >= 1; got {num_objects=}, {episode_length=}, "
+      f"{substeps_per_action=}"
+    )
+  kinds = tuple(KIND_CYCLE[i % 3] for i in range(num_objects))
+  objects = tuple(scene.GRASP_FAMILIES[k] for k in kinds)
+  mj_model = mujoco.MjModel.from_xml_string(
+    scene.scene_xml(objects, walls=True)
+  )
+  layout = common.make_layout(mj_model, num_objects)
+  camera = render.make_camera(mj_model, "overhead", image_size, image_size)
+  extent = 0.06 if num_objects <= 4 else 0.08
+  jitter = 0.015 if num_objects <= 4 else 0.01
+  num_substeps = substeps_per_action
+
+  def init_model() -> mjx.Model:
+    return mjx.put_model(mj_model)
+
+  def success(data: mjx.Data) -> jax.Array:
+    """() bool: some object is up, between both fingers, touching nothing
+    static."""
+    height = data.xpos[layout.object_bodies, 2]  # [N]
+    fingers = common.touching(data, layout.object_geoms, layout.finger_geoms)
+    static = common.touching(data, layout.object_geoms, layout.static_geoms)
+    held = (height >= success_height) & fingers.all(-1) & ~static.any(-1)
+    return jnp.any(held)
+
+  def grasped(data: mjx.Data) -> jax.Array:
+    fingers = common.touching(data, layout.object_geoms, layout.finger_geoms)
+    return jnp.any(fingers.all(-1))
+
+  def reset(model: mjx.Model, key: jax.Array) -> types.EnvState:
+    place_key, grip_key, color_key, light_key = jax.random.split(key, 4)
+    qpos = model.qpos0.at[: common.NUM_GRIPPER_DOF].set(
+      common.gripper_start_qpos(grip_key)
+    )
+    qpos = common.place_objects(
+      model, layout, qpos, place_key, extent=extent, jitter=jitter
+    )
+    data = common.reset_data(model, qpos, settle_substeps)
+    if randomize_lighting:
+      lighting = common.random_lighting(light_key)
+    else:
+      lighting = render.default_lighting()
+    physics = common.ManipPhysics(
+      data=data,
+      t=jnp.int32(0),
+      gripper_closed=jnp.float32(0),
+      object_rgb=common.random_colors(color_key, num_objects, hue_range),
+      lighting=lighting,
+      stable_steps=jnp.int32(0),
+    )
+    return types.EnvState(
+      physics=physics,
+      obs=common.observe(camera, layout, model, physics),
+      reward=jnp.float32(0),
+      terminated=jnp.bool_(False),
+      truncated=jnp.bool_(False),
+      metrics={"success": jnp.float32(0), "grasped": jnp.float32(0)},
+      info={},
+    )
+
+  def step(
+    model: mjx.Model, state: types.EnvState, action: jax.Array
+  ) -> types.EnvState:
+    p = state.physics
+    t = p.t + 1
+    final = t >= episode_length
+    ctrl, closed = common.setpoint(p.data, action)
+    lift = jax.vmap(
+      functools.partial(
+        common.lift_setpoint,
+        p.data,
+        num_substeps=num_substeps,
+        height=lift_height,
+      )
+    )(jnp.arange(num_substeps))  # [K, 6]
+    ctrls = jnp.where(final, lift, jnp.broadcast_to(ctrl, lift.shape))
+    data = common.simulate(model, p.data, ctrls)
+    physics = p._replace(
+      data=data, t=t, gripper_closed=jnp.where(final, 1.0, closed)
+    )
+    succeeded = final & success(data)
+    reward = jnp.where(succeeded, 1.0, 0.0) - step_penalty
+    return types.EnvState(
+      physics=physics,
+      obs=common.observe(camera, layout, model, physics),
+      reward=reward.astype(jnp.float32),
+      terminated=final,
+      truncated=jnp.bool_(False),
+      metrics={
+        "success": succeeded.astype(jnp.float32),
+        "grasped": (final & grasped(data)).astype(jnp.float32),
+      },
+      info=state.info,
+    )
+
+  def expert_action(
+    model: mjx.Model,
+    state: types.EnvState,
+    key: jax.Array,
+    noise_scale: float = 0.0,
+  ) -> jax.Array:
+    """Scripted grasp from privileged state: nearest object, align the jaws,
+    hover, descend, close, lift. Stateless: the phase is read from the
+    state (gripper pose, the closed flag)."""
+    del model
+    p = state.physics
+    data = p.data
+    grip = data.qpos[:3]
+    objects = data.xpos[layout.object_bodies]  # [N, 3]
+    dist = jnp.linalg.norm(objects[:, :2] - grip[:2], axis=-1)
+    # One-hot selection, not dynamic indexing: XLA:CPU (jax 0.10.2) fails
+    # to compile this function's fused dynamic slices.
+    pick = common.one_hot_select(jnp.argmin(dist), num_objects)
+    target = pick(objects)
+    dyaw = pick(common.object_yaw_targets(layout, data))
+    translation, dyaw, ready = common.approach(grip, target, dyaw, HOVER_HEIGHT)
+    closed = p.gripper_closed > 0.5
+    up = jnp.array([0.0, 0.0, common.MAX_TRANSLATION])
+    translation = jnp.where(closed, up, translation)
+    dyaw = jnp.where(closed, 0.0, dyaw)
+    close = closed | ready
+    action = common.make_action(translation, dyaw, close)
+    return common.add_noise(action, key, noise_scale)
+
+  def randomize_model(
+    model: mjx.Model, key: jax.Array, num_worlds: int
+  ) -> tuple[mjx.Model, mjx.Model]:
+    """Per-world object sizes (spec C.2 ranges), with consistent masses.
+
+    Returns (models with a leading [num_worlds] axis on the randomised
+    fields, the matching vmap in_axes).
+    """
+
+    def one_world(k):
+      keys = jax.random.split(k, num_objects)
+      sizes = jnp.stack(
+        [
+          jax.random.uniform(
+            keys[i],
+            (3,),
+            minval=jnp.array(SIZE_RANGES[kind][0]),
+            maxval=jnp.array(SIZE_RANGES[kind][1]),
+          )
+          for i, kind in enumerate(kinds)
+        ]
+      )
+      world = common.with_object_sizes(model, layout, sizes)
+      return {f: getattr(world, f) for f in common.RANDOMIZED_FIELDS}
+
+    fields = jax.vmap(one_world)(jax.random.split(key, num_worlds))
+    return model.tree_replace(fields), common.batch_axes(model)
+
+  spec = types.EnvSpec(
+    obs_shape=(image_size, image_size, 3),
+    obs_dtype=jnp.uint8,
+    num_actions=0,
+    action_shape=(common.ACTION_SIZE,),
+    max_episode_steps=episode_length,
+  )
+  env = types.Env(reset=reset, step=step, init_model=init_model, spec=spec)
+  return common.ManipulationTask(
+    env=env,
+    expert_action=expert_action,
+    random_action=common.random_action,
+    randomize_model=randomize_model,
+    mj_model=mj_model,
+    layout=layout,
+  )
+
+
+def make_grasp(**kwargs) -> types.Env:
+  """The grasp `Env` alone (for the env registry); see `make_grasp_task`."""
+  return make_grasp_task(**kwargs).env
