@@ -35,7 +35,6 @@ NUM_GRIPPER_DOF = 6  # x, y, z, yaw, finger_left, finger_right
 CONTACT_TOLERANCE = 1e-3  # metres: a pair this close counts as touching
 
 
-
 class Layout(NamedTuple):
   """Static facts about a scene, read from the `mujoco.MjModel` once."""
 
@@ -125,7 +124,12 @@ def make_layout(mj_model: mujoco.MjModel, num_objects: int) -> Layout:
 
 def _yaw_quat(yaw: jax.Array) -> jax.Array:
   return jnp.stack(
-    [jnp.cos(yaw / 2), jnp.zeros_like(yaw), jnp.zeros_like(yaw), jnp.sin(yaw / 2)],
+    [
+      jnp.cos(yaw / 2),
+      jnp.zeros_like(yaw),
+      jnp.zeros_like(yaw),
+      jnp.sin(yaw / 2),
+    ],
     -1,
   )
 
@@ -188,7 +192,9 @@ def place_objects(
   sizes = model.geom_size[layout.object_geoms]  # [N, 3]
   for i, kind in enumerate(layout.object_kinds):
     z = rest_height(kind, sizes[i])
-    quat = _lying_capsule_quat(yaw[i]) if kind == "capsule" else _yaw_quat(yaw[i])
+    quat = (
+      _lying_capsule_quat(yaw[i]) if kind == "capsule" else _yaw_quat(yaw[i])
+    )
     pose = jnp.concatenate([xy[i], z[None], quat])
     qpos = jax.lax.dynamic_update_slice(qpos, pose, (layout.object_qpos[i],))
   return qpos
@@ -268,9 +274,7 @@ def observe(
 # --- Control ---------------------------------------------------------------
 
 
-def setpoint(
-  data: mjx.Data, action: jax.Array
-) -> tuple[jax.Array, jax.Array]:
+def setpoint(data: mjx.Data, action: jax.Array) -> tuple[jax.Array, jax.Array]:
   """Maps an agent action to actuator set-points.
 
   Args:
@@ -298,7 +302,7 @@ def setpoint(
 
 
 def lift_setpoint(
-  data: jax.Array, substep: jax.Array, num_substeps: int, height: float
+  data: mjx.Data, substep: jax.Array, num_substeps: int, height: float
 ) -> jax.Array:
   """Scripted lift: fingers closed, z ramped up by `height`, x/y/yaw held.
 
@@ -313,9 +317,7 @@ def lift_setpoint(
   )
 
 
-def simulate(
-  model: mjx.Model, data: mjx.Data, ctrls: jax.Array
-) -> mjx.Data:
+def simulate(model: mjx.Model, data: mjx.Data, ctrls: jax.Array) -> mjx.Data:
   """Runs one `mjx.step` per row of `ctrls` [K, 6] (K static), in a scan."""
 
   def substep(d, ctrl):
@@ -384,7 +386,9 @@ def object_yaw_targets(layout: Layout, data: mjx.Data) -> jax.Array:
   return jnp.stack(out)
 
 
-def one_hot_select(index: jax.Array, num: int) -> Callable[[jax.Array], jax.Array]:
+def one_hot_select(
+  index: jax.Array, num: int
+) -> Callable[[jax.Array], jax.Array]:
   """Returns x -> x[index] along axis 0, as a one-hot weighted sum."""
   weights = (jnp.arange(num) == index).astype(jnp.float32)
 
@@ -467,8 +471,8 @@ def _inertia(kind: str, size: jax.Array, density: float):
   if kind == "box":
     mass = density * 8.0 * size[0] * size[1] * size[2]
     sq = jnp.square(size)
-    inertia = mass / 3.0 * jnp.stack(
-      [sq[1] + sq[2], sq[0] + sq[2], sq[0] + sq[1]]
+    inertia = (
+      mass / 3.0 * jnp.stack([sq[1] + sq[2], sq[0] + sq[2], sq[0] + sq[1]])
     )
   elif kind == "sphere":
     r = size[0]

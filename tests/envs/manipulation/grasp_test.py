@@ -1,0 +1,164 @@
+"""Tests for the MJX bin-grasping task.
+
+One jitted, vmapped rollout is compiled in `setUpClass` and shared by every
+test (about 30 s of compilation on a 2-core CPU).
+"""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl.testing import absltest
+
+from jaxrl_vision.envs import render
+from jaxrl_vision.envs.manipulation import grasp
+from tests.envs.manipulation import rollouts
+
+IMAGE_SIZE = 32
+NUM_WORLDS = 8  # first half expert, second half random
+EPISODE_LENGTH = 10
+
+
+class GraspTest(chex.TestCase):
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.task = grasp.make_grasp_task(image_size=IMAGE_SIZE)
+    cls.model = cls.task.env.init_model()
+    cls.models, cls.axes = cls.task.randomize_model(
+      cls.model, jax.random.key(0), NUM_WORLDS
+    )
+    cls.keys = jax.random.split(jax.random.key(1), NUM_WORLDS)
+    cls.use_expert = jnp.arange(NUM_WORLDS) < NUM_WORLDS // 2
+    cls.batch_rollout = staticmethod(
+      rollouts.make_batch_rollout(cls.task, cls.axes)
+    )
+    cls.first, cls.states = jax.device_get(
+      cls.batch_rollout(cls.models, cls.keys, cls.use_expert)
+    )
+
+  def test_spec(self):
+    spec = self.task.env.spec
+    self.assertEqual(spec.obs_shape, (IMAGE_SIZE, IMAGE_SIZE, 3))
+    self.assertEqual(spec.obs_dtype, jnp.uint8)
+    self.assertEqual(spec.num_actions, 0)
+    self.assertEqual(spec.action_shape, (7,))
+    self.assertEqual(spec.max_episode_steps, EPISODE_LENGTH)
+
+  def test_reset_and_step_shapes_and_dtypes(self):
+    n, t, s = NUM_WORLDS, EPISODE_LENGTH, IMAGE_SIZE
+    for state, lead in ((self.first, (n,)), (self.states, (n, t))):
+      obs = state.obs
+      self.assertEqual(set(obs), {"image", "gripper_closed", "height"})
+      chex.assert_shape(obs["image"], lead + (s, s, 3))
+      self.assertEqual(obs["image"].dtype, np.uint8)
+      for name in ("gripper_closed", "height"):
+        chex.assert_shape(obs[name], lead)
+        self.assertEqual(obs[name].dtype, np.float32)
+      chex.assert_shape([state.reward, state.terminated], lead)
+      self.assertEqual(state.reward.dtype, np.float32)
+      self.assertEqual(state.terminated.dtype, np.bool_)
+      self.assertEqual(state.truncated.dtype, np.bool_)
+      self.assertEqual(set(state.metrics), {"success", "grasped"})
+      chex.assert_tree_all_finite(state.physics.data.qpos)
+
+  def test_reset_state(self):
+    first = self.first
+    np.testing.assert_array_equal(first.physics.t, 0)
+    np.testing.assert_array_equal(first.obs["gripper_closed"], 0.0)
+    np.testing.assert_allclose(first.obs["height"], 0.10, atol=2e-3)
+    self.assertFalse(np.any(first.terminated | first.truncated))
+    # Objects rest inside the tray, on the floor.
+    layout = self.task.layout
+    pos = first.physics.data.xpos[:, layout.object_bodies]  # [N, K, 3]
+    self.assertTrue(np.all(np.abs(pos[..., :2]) < 0.1))
+    self.assertTrue(np.all(pos[..., 2] < 0.03))
+    # Worlds differ (keys and per-world sizes).
+    self.assertGreater(np.std(pos[:, 0, 0]), 0.01)
+
+  def test_same_key_same_episode(self):
+    first, states = jax.device_get(
+      self.batch_rollout(self.models, self.keys, self.use_expert)
+    )
+    chex.assert_trees_all_equal(
+      (first.obs, first.physics.data.qpos),
+      (self.first.obs, self.first.physics.data.qpos),
+    )
+    chex.assert_trees_all_equal(
+      (states.obs, states.reward, states.physics.data.qpos),
+      (self.states.obs, self.states.reward, self.states.physics.data.qpos),
+    )
+
+  def test_reward_and_termination_bookkeeping(self):
+    reward = self.states.reward  # [N, T]
+    success = self.states.metrics["success"]
+    last = EPISODE_LENGTH - 1
+    # -0.01 every step; +1 only at the last step, and only on success.
+    np.testing.assert_allclose(reward[:, :last], -0.01, atol=1e-7)
+    np.testing.assert_array_equal(success[:, :last], 0.0)
+    np.testing.assert_allclose(reward[:, last], success[:, last] - 0.01)
+    # The episode ends (terminally) at the lift, never by truncation.
+    expected = np.zeros((NUM_WORLDS, EPISODE_LENGTH), bool)
+    expected[:, last] = True
+    np.testing.assert_array_equal(self.states.terminated, expected)
+    self.assertFalse(np.any(self.states.truncated))
+    # The lift closes the gripper; the height is the z joint.
+    np.testing.assert_array_equal(
+      self.states.obs["gripper_closed"][:, last], 1.0
+    )
+    np.testing.assert_allclose(
+      self.states.obs["height"], self.states.physics.data.qpos[..., 2]
+    )
+
+  def test_expert_beats_random(self):
+    success = self.states.metrics["success"][:, -1]
+    expert = success[: NUM_WORLDS // 2].mean()
+    random = success[NUM_WORLDS // 2 :].mean()
+    self.assertGreaterEqual(expert, 0.75)
+    self.assertLessEqual(random, expert - 0.5)
+
+  def test_success_means_an_object_held_high(self):
+    layout = self.task.layout
+    success = self.states.metrics["success"][:, -1] > 0
+    height = self.states.physics.data.xpos[:, -1, layout.object_bodies, 2]
+    self.assertTrue(np.any(success))
+    self.assertTrue(np.all(np.max(height, -1)[success] >= 0.10))
+
+  def test_randomized_sizes_within_ranges(self):
+    layout = self.task.layout
+    sizes = np.asarray(self.models.geom_size[:, layout.object_geoms])
+    for i, kind in enumerate(layout.object_kinds):
+      low, high = grasp.SIZE_RANGES[kind]
+      used = np.asarray(high) > 0
+      self.assertTrue(np.all(sizes[:, i, used] >= np.asarray(low)[used]))
+      self.assertTrue(np.all(sizes[:, i, used] <= np.asarray(high)[used]))
+      self.assertGreater(np.std(sizes[:, i, 0]), 1e-3)
+
+  def test_camera_sees_objects_and_gripper(self):
+    layout = self.task.layout
+    camera = render.make_camera(
+      self.task.mj_model, "overhead", IMAGE_SIZE, IMAGE_SIZE
+    )
+    render_fn = jax.jit(camera.render)
+    for i in range(2):
+      model = rollouts.world(self.models, self.axes, i)
+      physics = jax.tree.map(lambda x, i=i: x[i], self.first.physics)
+      frame = render_fn(model, physics.data, physics.lighting)
+      seen = set(np.unique(frame.segmentation).tolist())
+      self.assertGreaterEqual(len(seen & set(layout.object_geoms)), 2)
+      self.assertTrue(seen & set(layout.finger_geoms))
+      # The observation is the frame with object pixels tinted by this
+      # episode's colours.
+      tint = np.ones((self.model.ngeom + 1, 3), np.float32)
+      tint[layout.object_geoms] = physics.object_rgb
+      seg = np.where(frame.segmentation < 0, -1, frame.segmentation)
+      expected = np.round(np.asarray(frame.rgb, np.float32) * tint[seg])
+      np.testing.assert_array_equal(self.first.obs["image"][i], expected)
+
+  def test_invalid_arguments_raise(self):
+    with self.assertRaisesRegex(ValueError, "episode_length"):
+      grasp.make_grasp_task(episode_length=1)
+
+
+if __name__ == "__main__":
+  absltest.main()
