@@ -1,0 +1,1 @@
+"""MJX manipulation tasks from pixels: `grasp` and `stack` (spec C.2, C.3)."""

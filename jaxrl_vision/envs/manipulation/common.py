@@ -337,11 +337,22 @@ def gripper_start_qpos(key: jax.Array) -> jax.Array:
 def reset_data(
   model: mjx.Model, qpos: jax.Array, num_settle_substeps: int
 ) -> mjx.Data:
-  """Fresh MJX state at `qpos`, settled for a few substeps (at least one,
-  so that positions, contacts and the camera pose are computed)."""
+  """Fresh MJX state at `qpos`, at rest.
+
+  With `num_settle_substeps` = 0 only positions are computed: kinematics,
+  the camera pose and contacts (so `touching` is valid), which is all the
+  first observation needs when objects were placed exactly at rest. This
+  keeps reset cheap, which matters because `wrappers.auto_reset` runs a
+  reset inside every step. With > 0 the scene is simulated that long, for
+  placements that may overlap.
+  """
   data = mjx.make_data(model).replace(qpos=qpos, ctrl=qpos[:NUM_GRIPPER_DOF])
+  if num_settle_substeps <= 0:
+    data = mjx.kinematics(model, data)
+    data = mjx.camlight(model, data)
+    return mjx.collision(model, data)
   ctrls = jnp.broadcast_to(
-    qpos[:NUM_GRIPPER_DOF], (max(num_settle_substeps, 1), NUM_GRIPPER_DOF)
+    qpos[:NUM_GRIPPER_DOF], (num_settle_substeps, NUM_GRIPPER_DOF)
   )
   return simulate(model, data, ctrls)
 

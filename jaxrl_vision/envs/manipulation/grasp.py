@@ -11,10 +11,11 @@ parallel-jaw gripper starts 10 cm above the tray floor.
   reward       -0.01 every step, +1 at the end if an object is held up.
   episode      `episode_length` steps. The last step ignores the action and
                runs the scripted lift: fingers closed, gripper raised 15 cm
-               within the step. So the agent acts for `episode_length - 1`
-               steps and must close the gripper on an object before the end
-               (a gripper still open when the lift starts closes while it
-               rises and usually misses).
+               (at most to the 25 cm workspace top) within the step, along
+               a ramp over 60% of its substeps. So the agent acts for
+               `episode_length - 1` steps and must close the gripper on an
+               object before the end (a gripper still open when the lift
+               starts closes while it rises and usually misses).
   success      after the lift, some object's centre is >= 10 cm above the
                tray floor, it touches both fingers and touches neither the
                floor nor a wall (contacts within 1 mm, from MJX's contact
@@ -58,7 +59,7 @@ def make_grasp_task(
   num_objects: int = 3,
   episode_length: int = 10,
   substeps_per_action: int = 20,
-  settle_substeps: int = 5,
+  settle_substeps: int | None = None,
   lift_height: float = 0.15,
   success_height: float = 0.10,
   step_penalty: float = 0.01,
@@ -72,7 +73,10 @@ def make_grasp_task(
     num_objects: free objects in the tray (3 on CPU, 5 on GPU in spec C.2).
     episode_length: agent steps per episode, the scripted lift included.
     substeps_per_action: 5 ms physics substeps per agent step (20 = 0.1 s).
-    settle_substeps: substeps simulated at reset.
+    settle_substeps: substeps simulated at reset. Default: 0 for up to 4
+      objects, which are placed exactly at rest in cells that cannot
+      overlap (reset then computes positions and contacts only); 10 for
+      more, whose closer cells may overlap.
     lift_height: how far the scripted lift raises the gripper (metres).
     success_height: object centre height above the floor for success.
     step_penalty: subtracted from the reward every step.
@@ -88,6 +92,8 @@ def make_grasp_task(
       f"substeps_per_action >= 1; got {num_objects=}, {episode_length=}, "
       f"{substeps_per_action=}"
     )
+  if settle_substeps is None:
+    settle_substeps = 0 if num_objects <= 4 else 10
   kinds = tuple(KIND_CYCLE[i % 3] for i in range(num_objects))
   objects = tuple(scene.GRASP_FAMILIES[k] for k in kinds)
   mj_model = mujoco.MjModel.from_xml_string(

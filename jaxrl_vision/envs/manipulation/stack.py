@@ -39,7 +39,7 @@ def make_stack_task(
   image_size: int = 64,
   episode_length: int = 15,
   substeps_per_action: int = 20,
-  settle_substeps: int = 5,
+  settle_substeps: int = 0,
   hold_steps: int = 3,
   step_penalty: float = 0.01,
   hue_range: tuple[float, float] = (0.0, 1.0),
@@ -51,7 +51,8 @@ def make_stack_task(
     image_size: the camera image is image_size x image_size RGB.
     episode_length: agent steps before truncation.
     substeps_per_action: 5 ms physics substeps per agent step (20 = 0.1 s).
-    settle_substeps: substeps simulated at reset.
+    settle_substeps: substeps simulated at reset; 0 (the cubes are placed
+      exactly at rest, apart) computes positions and contacts only.
     hold_steps: consecutive agent steps the stacked state must hold.
     step_penalty: subtracted from the reward every step.
     hue_range: cube hues lie in this range (wrapping past 1).
