@@ -22,7 +22,7 @@ import numpy as np
 from jaxrl_vision.data import offline
 
 FORMAT = "jaxrl_vision.episodes/1"
-_MANIFEST = "manifest.json"
+MANIFEST = "manifest.json"
 
 
 class DatasetError(RuntimeError):
@@ -41,7 +41,7 @@ def write(
   if num == 0:
     raise ValueError("no episodes to write")
   os.makedirs(directory, exist_ok=True)
-  if os.path.exists(os.path.join(directory, _MANIFEST)):
+  if os.path.exists(os.path.join(directory, MANIFEST)):
     raise DatasetError(f"{directory} already holds a dataset")
   shards = []
   for i, start in enumerate(range(0, num, episodes_per_shard)):
@@ -75,12 +75,12 @@ def write(
     "fields": sorted(_flatten(jax.tree.map(lambda x: x[:1], episodes))),
     "shards": shards,
   }
-  tmp = os.path.join(directory, _MANIFEST + ".tmp")
+  tmp = os.path.join(directory, MANIFEST + ".tmp")
   with open(tmp, "w") as f:
     json.dump(manifest, f, indent=2)
     f.flush()
     os.fsync(f.fileno())
-  os.replace(tmp, os.path.join(directory, _MANIFEST))
+  os.replace(tmp, os.path.join(directory, MANIFEST))
   return manifest
 
 
@@ -92,10 +92,10 @@ def read(
   `example` may be any Episodes with the right pytree structure (e.g. from
   `jax.eval_shape` of a collector); only its structure is used.
   """
-  path = os.path.join(directory, _MANIFEST)
+  path = os.path.join(directory, MANIFEST)
   if not os.path.exists(path):
     raise DatasetError(
-      f"{directory}: no {_MANIFEST} (missing, or a collection that did not "
+      f"{directory}: no {MANIFEST} (missing, or a collection that did not "
       "finish)"
     )
   try:

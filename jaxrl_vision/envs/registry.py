@@ -4,9 +4,13 @@ from collections.abc import Callable
 
 from jaxrl_vision import types
 from jaxrl_vision.envs import catch
+from jaxrl_vision.envs.manipulation import grasp
+from jaxrl_vision.envs.manipulation import stack
 
 _ENVS: dict[str, Callable[..., types.Env]] = {
   "catch": catch.make_catch,
+  "grasp": grasp.make_grasp,
+  "stack": stack.make_stack,
 }
 
 

@@ -14,6 +14,18 @@ class RegistryTest(chex.TestCase):
     self.assertEqual(env.spec.num_actions, 3)
     self.assertIn("catch", registry.env_names())
 
+  def test_manipulation_tasks_are_registered(self):
+    self.assertEqual(
+      set(registry.env_names()) & {"catch", "grasp", "stack"},
+      {"catch", "grasp", "stack"},
+    )
+    env = registry.make_env("grasp", image_size=32, episode_length=5)
+    self.assertEqual(env.spec.obs_shape, (32, 32, 3))
+    self.assertEqual(env.spec.action_shape, (7,))
+    self.assertEqual(env.spec.max_episode_steps, 5)
+    env = registry.make_env("stack", image_size=16)
+    self.assertEqual(env.spec.obs_shape, (16, 16, 3))
+
   def test_unknown_name_lists_valid_names(self):
     with self.assertRaisesRegex(KeyError, "cath.*valid names:.*catch"):
       registry.make_env("cath")

@@ -33,6 +33,12 @@ MAX_YAW = 0.25  # radians per agent step
 ACTION_SIZE = 7
 NUM_GRIPPER_DOF = 6  # x, y, z, yaw, finger_left, finger_right
 CONTACT_TOLERANCE = 1e-3  # metres: a pair this close counts as touching
+CAMERA = "overhead"
+# Spec C.1 randomisation ranges.
+CAMERA_SHIFT = 0.01  # metres, per axis
+CAMERA_TILT = np.deg2rad(2.0)  # radians, per axis of the camera frame
+MASS_SCALE = (0.5, 2.0)
+FRICTION_SCALE = (0.5, 1.5)
 
 
 class Layout(NamedTuple):
@@ -45,6 +51,7 @@ class Layout(NamedTuple):
   object_qvel: np.ndarray  # [N] int qvel address of each free joint
   finger_geoms: np.ndarray  # [2] int geom ids (left, right)
   static_geoms: np.ndarray  # [S] int: the floor and the wall planes
+  camera_id: int  # the "overhead" camera the agent sees through
 
 
 class ManipPhysics(NamedTuple):
@@ -56,6 +63,8 @@ class ManipPhysics(NamedTuple):
   object_rgb: jax.Array  # [N, 3] float32 in [0, 1], this episode's colours
   lighting: render.Lighting  # this episode's light
   stable_steps: jax.Array  # () int32, consecutive steps the goal held
+  camera_shift: jax.Array  # [3] float32, world-frame offset of the camera
+  camera_rot: jax.Array  # [3, 3] float32, rotation in the camera's frame
 
 
 class ManipulationTask(NamedTuple):
@@ -116,6 +125,7 @@ def make_layout(mj_model: mujoco.MjModel, num_objects: int) -> Layout:
     object_qvel=mj_model.jnt_dofadr[joints],
     finger_geoms=np.array([geom("finger_left"), geom("finger_right")]),
     static_geoms=static_ids,
+    camera_id=mujoco.mj_name2id(mj_model, mujoco.mjtObj.mjOBJ_CAMERA, CAMERA),
   )
 
 
@@ -239,6 +249,44 @@ def random_lighting(key: jax.Array) -> render.Lighting:
   )
 
 
+def _rotation_xyz(angles: jax.Array) -> jax.Array:
+  """[3, 3] rotation Rz @ Ry @ Rx for small angles [3] (radians)."""
+  cx, cy, cz = jnp.cos(angles)
+  sx, sy, sz = jnp.sin(angles)
+  rx = jnp.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+  ry = jnp.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+  rz = jnp.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+  return rz @ ry @ rx
+
+
+def random_camera_jitter(key: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """(shift [3], rotation [3, 3]): +-1 cm per axis, +-2 degrees per axis."""
+  shift_key, tilt_key = jax.random.split(key)
+  shift = jax.random.uniform(
+    shift_key, (3,), minval=-CAMERA_SHIFT, maxval=CAMERA_SHIFT
+  )
+  tilt = jax.random.uniform(
+    tilt_key, (3,), minval=-CAMERA_TILT, maxval=CAMERA_TILT
+  )
+  return shift.astype(jnp.float32), _rotation_xyz(tilt).astype(jnp.float32)
+
+
+def no_camera_jitter() -> tuple[jax.Array, jax.Array]:
+  return jnp.zeros(3, jnp.float32), jnp.eye(3, dtype=jnp.float32)
+
+
+def jitter_camera(
+  data: mjx.Data, camera_id: int, shift: jax.Array, rot: jax.Array
+) -> mjx.Data:
+  """`data` with camera `camera_id` moved by `shift` (world frame) and turned
+  by `rot` (in its own frame). Only the copy handed to the camera changes:
+  the physics never sees it."""
+  xpos, xmat = jnp.asarray(data.cam_xpos), jnp.asarray(data.cam_xmat)
+  xpos = xpos.at[camera_id].add(shift)
+  xmat = xmat.at[camera_id].set(xmat[camera_id] @ rot)
+  return data.replace(cam_xpos=xpos, cam_xmat=xmat)
+
+
 def observe(
   camera: render.Camera,
   layout: Layout,
@@ -257,7 +305,10 @@ def observe(
     {"image": [H, W, 3] uint8, "gripper_closed": () float32,
      "height": () float32 fingertip height above the tray floor (metres)}.
   """
-  frame = camera.render(model, physics.data, physics.lighting)
+  data = jitter_camera(
+    physics.data, layout.camera_id, physics.camera_shift, physics.camera_rot
+  )
+  frame = camera.render(model, data, physics.lighting)
   # Tint table over geom ids, with a last row for background pixels (-1).
   ngeom = model.geom_size.shape[0]
   tint = jnp.ones((ngeom + 1, 3), jnp.float32)
@@ -512,15 +563,22 @@ def _bounds(kind: str, size: jax.Array):
   return size[0] + size[1], jnp.stack([size[0], size[0], size[0] + size[1]])
 
 
-def with_object_sizes(
-  model: mjx.Model, layout: Layout, sizes: jax.Array
+def with_object_bodies(
+  model: mjx.Model, layout: Layout, sizes: jax.Array, mass_scale: jax.Array
 ) -> mjx.Model:
-  """Returns `model` with new object sizes [N, 3] and consistent mass,
-  inertia and collision bounds. Called outside env steps (it builds the
-  per-world models that are then vmapped over), never inside one."""
+  """Returns `model` with object sizes [N, 3] and masses scaled by
+  `mass_scale` [N] from the solid-primitive mass at `scene.OBJECT_DENSITY`.
+
+  Everything MuJoCo derives from them follows: collision bounds, inertia and
+  the constant inverse weights `body_invweight0` / `dof_invweight0` that the
+  constraint solver's regularisation uses (for a free body these are 1/m and
+  the mean of 1/I, as `mj_setConst` computes at qpos0). Builds per-world
+  models outside env steps, never inside one.
+  """
   geom_size = model.geom_size
   rbound, aabb = model.geom_rbound, model.geom_aabb
   mass, inertia = model.body_mass, model.body_inertia
+  body_iw, dof_iw = model.body_invweight0, model.dof_invweight0
   for i, kind in enumerate(layout.object_kinds):
     g, b = layout.object_geoms[i], layout.object_bodies[i]
     geom_size = geom_size.at[g].set(sizes[i])
@@ -528,14 +586,22 @@ def with_object_sizes(
     rbound = rbound.at[g].set(r)
     aabb = aabb.at[g, 3:].set(half)
     m, inert = _inertia(kind, sizes[i], scene.OBJECT_DENSITY)
+    m, inert = m * mass_scale[i], inert * mass_scale[i]
     mass = mass.at[b].set(m)
     inertia = inertia.at[b].set(inert)
+    translational, rotational = 1.0 / m, jnp.mean(1.0 / inert)
+    body_iw = body_iw.at[b].set(jnp.stack([translational, rotational]))
+    dof = layout.object_qvel[i]
+    dof_iw = dof_iw.at[dof : dof + 3].set(translational)
+    dof_iw = dof_iw.at[dof + 3 : dof + 6].set(rotational)
   return model.replace(
     geom_size=geom_size,
     geom_rbound=rbound,
     geom_aabb=aabb,
     body_mass=mass,
     body_inertia=inertia,
+    body_invweight0=body_iw,
+    dof_invweight0=dof_iw,
   )
 
 
@@ -543,8 +609,11 @@ RANDOMIZED_FIELDS = (
   "geom_size",
   "geom_rbound",
   "geom_aabb",
+  "geom_friction",
   "body_mass",
   "body_inertia",
+  "body_invweight0",
+  "dof_invweight0",
 )
 
 
@@ -552,6 +621,116 @@ def batch_axes(model: mjx.Model, fields=RANDOMIZED_FIELDS) -> mjx.Model:
   """vmap in_axes for a model whose `fields` carry a leading world axis."""
   axes = jax.tree.map(lambda _: None, model)
   return axes.tree_replace({f: 0 for f in fields})
+
+
+def randomize_world(
+  model: mjx.Model,
+  layout: Layout,
+  key: jax.Array,
+  num_worlds: int,
+  sample_sizes: Callable[[jax.Array], jax.Array] | None = None,
+) -> tuple[mjx.Model, mjx.Model]:
+  """Per-world dynamics randomisation (spec C.1): object sizes (when
+  `sample_sizes(key) -> [N, 3]` is given; else the model's), object masses
+  x[0.5, 2] with inertia to match, and the sliding friction of every
+  geom x[0.5, 1.5], drawn per geom.
+
+  Returns:
+    (models with a leading [num_worlds] axis on `RANDOMIZED_FIELDS`, the
+     matching in_axes for `jax.vmap(env.step, in_axes=(in_axes, 0, 0))`).
+  """
+  num = len(layout.object_kinds)
+
+  def one_world(k):
+    size_key, mass_key, friction_key = jax.random.split(k, 3)
+    if sample_sizes is None:
+      sizes = model.geom_size[layout.object_geoms]
+    else:
+      sizes = sample_sizes(size_key)
+    scale = jax.random.uniform(
+      mass_key, (num,), minval=MASS_SCALE[0], maxval=MASS_SCALE[1]
+    )
+    world = with_object_bodies(model, layout, sizes, scale)
+    friction = model.geom_friction.at[:, 0].multiply(
+      jax.random.uniform(
+        friction_key,
+        model.geom_friction.shape[:1],
+        minval=FRICTION_SCALE[0],
+        maxval=FRICTION_SCALE[1],
+      )
+    )
+    world = world.replace(geom_friction=friction)
+    return {f: getattr(world, f) for f in RANDOMIZED_FIELDS}
+
+  fields = jax.vmap(one_world)(jax.random.split(key, num_worlds))
+  return model.tree_replace(fields), batch_axes(model)
+
+
+# --- Episode state and task assembly ---------------------------------------
+
+
+def initial_physics(
+  data: mjx.Data,
+  object_rgb: jax.Array,
+  key: jax.Array,
+  randomize_lighting: bool,
+  randomize_camera: bool,
+) -> ManipPhysics:
+  """The physics part of a fresh episode: step 0, gripper open, this
+  episode's colours, and (if asked) a random light and camera jitter."""
+  light_key, camera_key = jax.random.split(key)
+  if randomize_lighting:
+    lighting = random_lighting(light_key)
+  else:
+    lighting = render.default_lighting()
+  if randomize_camera:
+    shift, rot = random_camera_jitter(camera_key)
+  else:
+    shift, rot = no_camera_jitter()
+  return ManipPhysics(
+    data=data,
+    t=jnp.int32(0),
+    gripper_closed=jnp.float32(0),
+    object_rgb=object_rgb,
+    lighting=lighting,
+    stable_steps=jnp.int32(0),
+    camera_shift=shift,
+    camera_rot=rot,
+  )
+
+
+def make_task(
+  *,
+  reset: Callable[..., types.EnvState],
+  step: Callable[..., types.EnvState],
+  expert_action: Callable[..., jax.Array],
+  randomize_model: Callable[..., tuple[mjx.Model, mjx.Model]],
+  mj_model: mujoco.MjModel,
+  layout: Layout,
+  image_size: int,
+  episode_length: int,
+) -> ManipulationTask:
+  """Assembles a `ManipulationTask` around a task's pure functions."""
+  spec = types.EnvSpec(
+    obs_shape=(image_size, image_size, 3),
+    obs_dtype=jnp.uint8,
+    num_actions=0,
+    action_shape=(ACTION_SIZE,),
+    max_episode_steps=episode_length,
+  )
+
+  def init_model() -> mjx.Model:
+    return mjx.put_model(mj_model)
+
+  env = types.Env(reset=reset, step=step, init_model=init_model, spec=spec)
+  return ManipulationTask(
+    env=env,
+    expert_action=expert_action,
+    random_action=random_action,
+    randomize_model=randomize_model,
+    mj_model=mj_model,
+    layout=layout,
+  )
 
 
 # --- Rollouts --------------------------------------------------------------

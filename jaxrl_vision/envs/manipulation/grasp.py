@@ -65,6 +65,7 @@ def make_grasp_task(
   step_penalty: float = 0.01,
   hue_range: tuple[float, float] = (0.0, 1.0),
   randomize_lighting: bool = False,
+  randomize_camera: bool = False,
 ) -> common.ManipulationTask:
   """Builds the grasp task, its expert and its model randomiser.
 
@@ -82,6 +83,7 @@ def make_grasp_task(
     step_penalty: subtracted from the reward every step.
     hue_range: object hues are uniform in this range (wrapping past 1).
     randomize_lighting: draw the light per episode instead of the default.
+    randomize_camera: jitter the camera per episode (+-1 cm, +-2 degrees).
 
   Returns:
     A `common.ManipulationTask`; `.env` is the `types.Env`.
@@ -105,9 +107,6 @@ def make_grasp_task(
   jitter = 0.015 if num_objects <= 4 else 0.01
   num_substeps = substeps_per_action
 
-  def init_model() -> mjx.Model:
-    return mjx.put_model(mj_model)
-
   def success(data: mjx.Data) -> jax.Array:
     """() bool: some object is up, between both fingers, touching nothing
     static."""
@@ -122,7 +121,7 @@ def make_grasp_task(
     return jnp.any(fingers.all(-1))
 
   def reset(model: mjx.Model, key: jax.Array) -> types.EnvState:
-    place_key, grip_key, color_key, light_key = jax.random.split(key, 4)
+    place_key, grip_key, color_key, look_key = jax.random.split(key, 4)
     qpos = model.qpos0.at[: common.NUM_GRIPPER_DOF].set(
       common.gripper_start_qpos(grip_key)
     )
@@ -130,17 +129,12 @@ def make_grasp_task(
       model, layout, qpos, place_key, extent=extent, jitter=jitter
     )
     data = common.reset_data(model, qpos, settle_substeps)
-    if randomize_lighting:
-      lighting = common.random_lighting(light_key)
-    else:
-      lighting = render.default_lighting()
-    physics = common.ManipPhysics(
-      data=data,
-      t=jnp.int32(0),
-      gripper_closed=jnp.float32(0),
-      object_rgb=common.random_colors(color_key, num_objects, hue_range),
-      lighting=lighting,
-      stable_steps=jnp.int32(0),
+    physics = common.initial_physics(
+      data,
+      common.random_colors(color_key, num_objects, hue_range),
+      look_key,
+      randomize_lighting,
+      randomize_camera,
     )
     return types.EnvState(
       physics=physics,
@@ -216,49 +210,37 @@ def make_grasp_task(
     action = common.make_action(translation, dyaw, close)
     return common.add_noise(action, key, noise_scale)
 
+  def sample_sizes(key: jax.Array) -> jax.Array:
+    """[N, 3] object sizes from the spec C.2 ranges of each kind."""
+    keys = jax.random.split(key, num_objects)
+    return jnp.stack(
+      [
+        jax.random.uniform(
+          keys[i],
+          (3,),
+          minval=jnp.array(SIZE_RANGES[kind][0]),
+          maxval=jnp.array(SIZE_RANGES[kind][1]),
+        )
+        for i, kind in enumerate(kinds)
+      ]
+    )
+
   def randomize_model(
     model: mjx.Model, key: jax.Array, num_worlds: int
   ) -> tuple[mjx.Model, mjx.Model]:
-    """Per-world object sizes (spec C.2 ranges), with consistent masses.
+    """Per-world object sizes (spec C.2 ranges), masses x[0.5, 2] and
+    friction x[0.5, 1.5]; see `common.randomize_world`."""
+    return common.randomize_world(model, layout, key, num_worlds, sample_sizes)
 
-    Returns (models with a leading [num_worlds] axis on the randomised
-    fields, the matching vmap in_axes).
-    """
-
-    def one_world(k):
-      keys = jax.random.split(k, num_objects)
-      sizes = jnp.stack(
-        [
-          jax.random.uniform(
-            keys[i],
-            (3,),
-            minval=jnp.array(SIZE_RANGES[kind][0]),
-            maxval=jnp.array(SIZE_RANGES[kind][1]),
-          )
-          for i, kind in enumerate(kinds)
-        ]
-      )
-      world = common.with_object_sizes(model, layout, sizes)
-      return {f: getattr(world, f) for f in common.RANDOMIZED_FIELDS}
-
-    fields = jax.vmap(one_world)(jax.random.split(key, num_worlds))
-    return model.tree_replace(fields), common.batch_axes(model)
-
-  spec = types.EnvSpec(
-    obs_shape=(image_size, image_size, 3),
-    obs_dtype=jnp.uint8,
-    num_actions=0,
-    action_shape=(common.ACTION_SIZE,),
-    max_episode_steps=episode_length,
-  )
-  env = types.Env(reset=reset, step=step, init_model=init_model, spec=spec)
-  return common.ManipulationTask(
-    env=env,
+  return common.make_task(
+    reset=reset,
+    step=step,
     expert_action=expert_action,
-    random_action=common.random_action,
     randomize_model=randomize_model,
     mj_model=mj_model,
     layout=layout,
+    image_size=image_size,
+    episode_length=episode_length,
   )
 
 

@@ -44,6 +44,7 @@ def make_stack_task(
   step_penalty: float = 0.01,
   hue_range: tuple[float, float] = (0.0, 1.0),
   randomize_lighting: bool = False,
+  randomize_camera: bool = False,
 ) -> common.ManipulationTask:
   """Builds the stack task, its expert and its model randomiser.
 
@@ -57,6 +58,7 @@ def make_stack_task(
     step_penalty: subtracted from the reward every step.
     hue_range: cube hues lie in this range (wrapping past 1).
     randomize_lighting: draw the light per episode instead of the default.
+    randomize_camera: jitter the camera per episode (+-1 cm, +-2 degrees).
 
   Returns:
     A `common.ManipulationTask`; `.env` is the `types.Env`.
@@ -72,9 +74,6 @@ def make_stack_task(
   layout = common.make_layout(mj_model, 2)
   camera = render.make_camera(mj_model, "overhead", image_size, image_size)
   num_substeps = substeps_per_action
-
-  def init_model() -> mjx.Model:
-    return mjx.put_model(mj_model)
 
   def stacked(model: mjx.Model, physics: common.ManipPhysics) -> jax.Array:
     """() bool: one cube rests on the other, released and still."""
@@ -96,7 +95,7 @@ def make_stack_task(
     return result & slow & released
 
   def reset(model: mjx.Model, key: jax.Array) -> types.EnvState:
-    place_key, grip_key, color_key, light_key = jax.random.split(key, 4)
+    place_key, grip_key, color_key, look_key = jax.random.split(key, 4)
     qpos = model.qpos0.at[: common.NUM_GRIPPER_DOF].set(
       common.gripper_start_qpos(grip_key)
     )
@@ -113,17 +112,8 @@ def make_stack_task(
     colors = common.hsv_to_rgb(
       jnp.stack([jnp.mod(hues, 1.0), jnp.full(2, 0.8), jnp.full(2, 0.9)], -1)
     )
-    if randomize_lighting:
-      lighting = common.random_lighting(light_key)
-    else:
-      lighting = render.default_lighting()
-    physics = common.ManipPhysics(
-      data=data,
-      t=jnp.int32(0),
-      gripper_closed=jnp.float32(0),
-      object_rgb=colors,
-      lighting=lighting,
-      stable_steps=jnp.int32(0),
+    physics = common.initial_physics(
+      data, colors, look_key, randomize_lighting, randomize_camera
     )
     return types.EnvState(
       physics=physics,
@@ -219,42 +209,19 @@ def make_stack_task(
   def randomize_model(
     model: mjx.Model, key: jax.Array, num_worlds: int
   ) -> tuple[mjx.Model, mjx.Model]:
-    """Per-world cube masses x[0.5, 2] (the cubes stay 4 cm, spec C.3).
+    """Per-world cube masses x[0.5, 2] (the cubes stay 4 cm, spec C.3) and
+    friction x[0.5, 1.5]; see `common.randomize_world`."""
+    return common.randomize_world(model, layout, key, num_worlds)
 
-    Returns (models with a leading [num_worlds] axis on the randomised
-    fields, the matching vmap in_axes).
-    """
-    bodies = layout.object_bodies
-    scale = jax.random.uniform(
-      key, (num_worlds, len(bodies)), minval=0.5, maxval=2.0
-    )
-    mass = jnp.broadcast_to(
-      model.body_mass, (num_worlds,) + model.body_mass.shape
-    )
-    inertia = jnp.broadcast_to(
-      model.body_inertia, (num_worlds,) + model.body_inertia.shape
-    )
-    mass = mass.at[:, bodies].multiply(scale)
-    inertia = inertia.at[:, bodies].multiply(scale[..., None])
-    fields = ("body_mass", "body_inertia")
-    models = model.tree_replace({"body_mass": mass, "body_inertia": inertia})
-    return models, common.batch_axes(model, fields)
-
-  spec = types.EnvSpec(
-    obs_shape=(image_size, image_size, 3),
-    obs_dtype=jnp.uint8,
-    num_actions=0,
-    action_shape=(common.ACTION_SIZE,),
-    max_episode_steps=episode_length,
-  )
-  env = types.Env(reset=reset, step=step, init_model=init_model, spec=spec)
-  return common.ManipulationTask(
-    env=env,
+  return common.make_task(
+    reset=reset,
+    step=step,
     expert_action=expert_action,
-    random_action=common.random_action,
     randomize_model=randomize_model,
     mj_model=mj_model,
     layout=layout,
+    image_size=image_size,
+    episode_length=episode_length,
   )
 
 

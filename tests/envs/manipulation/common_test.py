@@ -148,6 +148,61 @@ class HelpersTest(chex.TestCase):
         inertia, mj_model.body_inertia[body], rtol=1e-5
       )
 
+  def test_with_object_bodies_matches_mujoco_set_const(self):
+    mj_model, layout = model_and_layout()
+    model = mjx.put_model(mj_model)
+    sizes = jnp.array(
+      [[0.012, 0.018, 0.015], [0.022, 0.0, 0.0], [0.011, 0.025, 0.0]]
+    )
+    scale = jnp.array([0.5, 1.7, 1.2])
+    world = common.with_object_bodies(model, layout, sizes, scale)
+    # MuJoCo's own constants for the same sizes and masses.
+    mj_model.geom_size[layout.object_geoms] = np.asarray(sizes)
+    mj_model.body_mass[:] = np.asarray(world.body_mass)
+    mj_model.body_inertia[:] = np.asarray(world.body_inertia)
+    mujoco.mj_setConst(mj_model, mujoco.MjData(mj_model))
+    bodies = layout.object_bodies
+    np.testing.assert_allclose(
+      world.body_invweight0[bodies], mj_model.body_invweight0[bodies], 1e-5
+    )
+    free = np.concatenate([np.arange(a, a + 6) for a in layout.object_qvel])
+    np.testing.assert_allclose(
+      world.dof_invweight0[free], mj_model.dof_invweight0[free], 1e-5
+    )
+    np.testing.assert_allclose(
+      world.geom_rbound[layout.object_geoms],
+      mj_model.geom_rbound[layout.object_geoms],
+      1e-5,
+    )
+    box_mass, _ = common._inertia("box", sizes[0], scene.OBJECT_DENSITY)
+    np.testing.assert_allclose(world.body_mass[bodies[0]], 0.5 * box_mass)
+
+  def test_jitter_camera(self):
+    mj_model, layout = model_and_layout()
+    model = mjx.put_model(mj_model)
+    data = mjx.kinematics(model, mjx.make_data(model))
+    data = mjx.camlight(model, data)
+    cam = layout.camera_id
+    same = common.jitter_camera(data, cam, *common.no_camera_jitter())
+    np.testing.assert_allclose(same.cam_xpos, data.cam_xpos, atol=1e-7)
+    np.testing.assert_allclose(same.cam_xmat, data.cam_xmat, atol=1e-7)
+    shift, rot = common.random_camera_jitter(jax.random.key(3))
+    moved = common.jitter_camera(data, cam, shift, rot)
+    np.testing.assert_allclose(
+      moved.cam_xpos[cam], data.cam_xpos[cam] + shift, atol=1e-7
+    )
+    # Rotating in the camera frame: the new axes are the old ones turned.
+    np.testing.assert_allclose(
+      moved.cam_xmat[cam],
+      np.asarray(data.cam_xmat[cam]) @ np.asarray(rot),
+      atol=1e-6,
+    )
+    # A quarter turn about z built by the helper matches the hand-written one.
+    quarter = common._rotation_xyz(jnp.array([0.0, 0.0, np.pi / 2]))
+    np.testing.assert_allclose(
+      quarter, [[0, -1, 0], [1, 0, 0], [0, 0, 1]], atol=1e-6
+    )
+
   def test_place_objects_rests_objects_apart(self):
     mj_model, layout = model_and_layout()
     model = mjx.put_model(mj_model)

@@ -11,7 +11,9 @@ import numpy as np
 from absl.testing import absltest
 
 from jaxrl_vision.envs import render
+from jaxrl_vision.envs.manipulation import common
 from jaxrl_vision.envs.manipulation import grasp
+from jaxrl_vision.envs.manipulation import scene
 from tests.envs.manipulation import rollouts
 
 IMAGE_SIZE = 32
@@ -23,7 +25,11 @@ class GraspTest(chex.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.task = grasp.make_grasp_task(image_size=IMAGE_SIZE)
+    # Every randomisation on: per-world sizes, masses and friction, and
+    # per-episode colours, light and camera jitter.
+    cls.task = grasp.make_grasp_task(
+      image_size=IMAGE_SIZE, randomize_lighting=True, randomize_camera=True
+    )
     cls.model = cls.task.env.init_model()
     cls.models, cls.axes = cls.task.randomize_model(
       cls.model, jax.random.key(0), NUM_WORLDS
@@ -134,6 +140,52 @@ class GraspTest(chex.TestCase):
       self.assertTrue(np.all(sizes[:, i, used] <= np.asarray(high)[used]))
       self.assertGreater(np.std(sizes[:, i, 0]), 1e-3)
 
+  def test_randomized_masses_and_friction_within_ranges(self):
+    layout = self.task.layout
+    bodies, geoms = layout.object_bodies, layout.object_geoms
+    sizes = self.models.geom_size[:, geoms]
+    nominal = np.stack(
+      [
+        jax.vmap(
+          lambda s, kind=kind: common._inertia(kind, s, scene.OBJECT_DENSITY)[0]
+        )(sizes[:, i])
+        for i, kind in enumerate(layout.object_kinds)
+      ],
+      -1,
+    )
+    ratio = np.asarray(self.models.body_mass[:, bodies]) / nominal
+    self.assertTrue(np.all((ratio >= 0.5) & (ratio <= 2.0)))
+    self.assertGreater(np.std(ratio), 0.1)
+    friction = np.asarray(self.models.geom_friction[..., 0])
+    base = np.asarray(self.model.geom_friction[:, 0])
+    scale = friction[:, base > 0] / base[base > 0]
+    self.assertTrue(np.all((scale >= 0.5) & (scale <= 1.5)))
+    self.assertGreater(np.std(scale), 0.1)
+    # Torsional and rolling friction are left alone.
+    np.testing.assert_array_equal(
+      self.models.geom_friction[0, :, 1:], self.model.geom_friction[:, 1:]
+    )
+
+  def test_camera_jitter_per_episode(self):
+    shift = np.asarray(self.first.physics.camera_shift)  # [worlds, 3]
+    self.assertTrue(np.all(np.abs(shift) <= common.CAMERA_SHIFT))
+    self.assertGreater(np.std(shift), 1e-3)
+    rot = np.asarray(self.first.physics.camera_rot)
+    np.testing.assert_allclose(
+      rot @ np.swapaxes(rot, -1, -2),
+      np.broadcast_to(np.eye(3), rot.shape),
+      atol=1e-6,
+    )
+    angle = np.arccos(
+      np.clip((np.trace(rot, axis1=-2, axis2=-1) - 1) / 2, -1, 1)
+    )
+    self.assertTrue(np.all(angle <= np.sqrt(3) * common.CAMERA_TILT + 1e-6))
+    self.assertTrue(np.all(angle > 0))
+    # The jitter holds for the whole episode.
+    np.testing.assert_array_equal(
+      self.states.physics.camera_shift[:, -1], shift
+    )
+
   def test_camera_sees_objects_and_gripper(self):
     layout = self.task.layout
     camera = render.make_camera(
@@ -143,7 +195,18 @@ class GraspTest(chex.TestCase):
     for i in range(2):
       model = rollouts.world(self.models, self.axes, i)
       physics = jax.tree.map(lambda x, i=i: x[i], self.first.physics)
-      frame = render_fn(model, physics.data, physics.lighting)
+      data = common.jitter_camera(
+        physics.data,
+        layout.camera_id,
+        physics.camera_shift,
+        physics.camera_rot,
+      )
+      frame = render_fn(model, data, physics.lighting)
+      unjittered = render_fn(model, physics.data, physics.lighting)
+      # The jitter moves the picture: some pixels see another geom.
+      self.assertGreater(
+        np.mean(frame.segmentation != unjittered.segmentation), 0.01
+      )
       seen = set(np.unique(frame.segmentation).tolist())
       self.assertGreaterEqual(len(seen & set(layout.object_geoms)), 2)
       self.assertTrue(seen & set(layout.finger_geoms))

@@ -126,7 +126,11 @@ class StackTest(chex.TestCase):
     ratio = models.body_mass[:, bodies] / self.model.body_mass[bodies]
     self.assertTrue(np.all((ratio >= 0.5) & (ratio <= 2.0)))
     self.assertEqual(axes.body_mass, 0)
-    self.assertIsNone(axes.geom_size)
+    # The cubes keep their size; only masses and friction vary per world.
+    np.testing.assert_array_equal(
+      models.geom_size,
+      np.broadcast_to(self.model.geom_size, models.geom_size.shape),
+    )
     one = rollouts.world(models, axes, 1)
     chex.assert_shape(one.body_mass, self.model.body_mass.shape)
 
