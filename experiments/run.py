@@ -8,6 +8,7 @@ checkpoint. Exit status: 0 done, 1 the run failed (e.g. a non-finite loss),
 2 bad input (config, flags, workdir), 128+N stopped by signal N (resumable).
 """
 
+import importlib
 import importlib.util
 import os
 import sys
@@ -129,8 +130,17 @@ def main(argv: list[str]) -> None:
         config.distributed.num_devices,
         f"at most {available} devices are available",
       )
-    recipe = recipes.get_recipe(config)
-    recipe.validate(config, config.distributed.num_devices or available)
+    num_devices = config.distributed.num_devices or available
+    pipeline = PIPELINES.get(config.experiment)
+    if pipeline is not None:
+      pipeline = importlib.import_module(pipeline)
+      pipeline.validate(config, num_devices)
+    else:
+      validation.one_of(
+        config, "experiment", recipes.recipe_names() + list(PIPELINES)
+      )
+      recipe = recipes.get_recipe(config)
+      recipe.validate(config, num_devices)
   except validation.ConfigError as e:
     _fail(str(e))
 
@@ -141,9 +151,17 @@ def main(argv: list[str]) -> None:
     workdir = rundir.default_workdir(path.split(":", 1)[0], variant)
   print(f"workdir: {os.path.abspath(workdir)}", file=sys.stderr)
   try:
-    loop.run(config, workdir, recipe)
+    if pipeline is not None:
+      pipeline.run(config, workdir)
+    else:
+      loop.run(config, workdir, recipe)
   except loop.RunError as e:
     _fail(str(e), e.exit_code)
+
+
+# Experiments made of several runs: config.experiment -> module with
+# validate(config, num_devices) and run(config, workdir).
+PIPELINES = {"visionary": "experiments.visionary"}
 
 
 def _check_common(config, v) -> None:

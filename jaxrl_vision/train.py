@@ -16,8 +16,10 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxrl_vision import types
+from jaxrl_vision.data import offline
 from jaxrl_vision.envs import wrappers
 
 
@@ -163,13 +165,115 @@ def make_off_policy_train(
     )
     return new_state, metrics
 
+  evaluate = make_evaluate(env, model, agent, num_eval_episodes)
+
+  return Trainer(
+    init=init,
+    step=step,
+    evaluate=evaluate,
+    num_iterations=num_iterations,
+    env_steps_per_iteration=num_envs * unroll_length,
+  )
+
+
+class OfflineData(NamedTuple):
+  """A fixed dataset on device: episodes and their transition index."""
+
+  episodes: Any  # data.offline.Episodes
+  index: jax.Array  # [num_transitions, 2] int32 (episode, step)
+
+
+def make_offline_train(
+  env: types.Env,
+  model: types.Model,
+  agent: types.Agent,
+  episodes: Any,
+  *,
+  batch_size: int,
+  num_updates_per_iteration: int,
+  num_iterations: int,
+  num_eval_episodes: int,
+) -> Trainer:
+  """Off-policy RL on a fixed dataset (the Visionary protocol, spec B1.1).
+
+  Every architecture trained on the same `episodes` sees the same data.
+  The dataset lives in `TrainState.buffer` (so it is an argument of the
+  compiled step, not a constant, and a checkpoint is a complete run); the
+  data stream's position is `TrainState.key`, so a resumed run draws the
+  same batches. `env` and `model` serve evaluation only: `agent.act` acts
+  greedily in fresh worlds.
+
+  The agent's `init(key, obs, action)` takes an example batch of both.
+  """
+  sample = offline.make_sampler(batch_size)
+  index = offline.transition_index(np.asarray(episodes.length))
+  if index.shape[0] == 0:
+    raise ValueError("the dataset holds no transitions")
+
+  def init(key: jax.Array) -> TrainState:
+    agent_key, data_key, example_key = jax.random.split(key, 3)
+    data = OfflineData(
+      episodes=jax.tree.map(jnp.asarray, episodes), index=jnp.asarray(index)
+    )
+    example = sample(data.episodes, data.index, example_key)
+    return TrainState(
+      agent=agent.init(agent_key, example.obs_tm1, example.action_tm1),
+      env=jnp.zeros((), jnp.float32),  # no worlds are kept between steps
+      buffer=data,
+      episode_return=jnp.zeros((), jnp.float32),  # no episodes run here
+      key=data_key,
+      iteration=jnp.zeros((), jnp.int32),
+    )
+
+  def step(state: TrainState) -> tuple[TrainState, types.Metrics]:
+    def update(agent_state, key):
+      batch = sample(state.buffer.episodes, state.buffer.index, key)
+      agent_state, metrics = agent.update(agent_state, batch)
+      metrics = {f"sum/learner/{k}": v for k, v in metrics.items()}
+      return agent_state, dict(metrics, **{"count/learner": jnp.float32(1)})
+
+    key, data_key = jax.random.split(state.key)
+    agent_state, metrics = jax.lax.scan(
+      update,
+      state.agent,
+      jax.random.split(data_key, num_updates_per_iteration),
+    )
+    metrics = jax.tree.map(jnp.sum, metrics)
+    return state._replace(
+      agent=agent_state, key=key, iteration=state.iteration + 1
+    ), metrics
+
+  return Trainer(
+    init=init,
+    step=step,
+    evaluate=make_evaluate(env, model, agent, num_eval_episodes),
+    num_iterations=num_iterations,
+    env_steps_per_iteration=0,
+  )
+
+
+def make_evaluate(
+  env: types.Env,
+  model: types.Model,
+  agent: types.Agent,
+  num_eval_episodes: int,
+  model_axes: Any = None,
+) -> Callable[[Any, jax.Array], types.Metrics]:
+  """`evaluate(agent_state, key)`: greedy episodes in fresh worlds.
+
+  Runs `num_eval_episodes` episodes side by side (vmapped, no auto-reset)
+  for `env.spec.max_episode_steps` steps and returns `eval/return` and
+  `eval/<metric>` for every env metric, read at each episode's end. With
+  `model_axes`, `model` is a batch of per-world models (one per episode).
+  """
+
   def evaluate(agent_state: Any, key: jax.Array) -> types.Metrics:
     """Greedy returns over `num_eval_episodes` fresh episodes (no auto-reset)."""
     reset_key, key = jax.random.split(key)
-    env_state = jax.vmap(env.reset, in_axes=(None, 0))(
+    env_state = jax.vmap(env.reset, in_axes=(model_axes, 0))(
       model, jax.random.split(reset_key, num_eval_episodes)
     )
-    raw_step = jax.vmap(env.step, in_axes=(None, 0, 0))
+    raw_step = jax.vmap(env.step, in_axes=(model_axes, 0, 0))
 
     def body(carry, key):
       env_state, done, ret, final = carry
@@ -197,13 +301,7 @@ def make_off_policy_train(
     metrics.update({f"eval/{k}": jnp.mean(v) for k, v in final.items()})
     return metrics
 
-  return Trainer(
-    init=init,
-    step=step,
-    evaluate=evaluate,
-    num_iterations=num_iterations,
-    env_steps_per_iteration=num_envs * unroll_length,
-  )
+  return evaluate
 
 
 def _action_dtype(env: types.Env):

@@ -8,7 +8,9 @@ from absl.testing import absltest
 from absl.testing import parameterized
 
 from jaxrl_vision import train
+from jaxrl_vision import types
 from jaxrl_vision.agents.dqn import agent as dqn
+from jaxrl_vision.data import offline
 from jaxrl_vision.data.replay import uniform
 from jaxrl_vision.envs import catch
 from jaxrl_vision.networks import q_networks
@@ -209,6 +211,124 @@ class OffPolicyTrainTest(chex.TestCase):
     np.testing.assert_allclose(
       jnp.sum(metrics["sum/episode/success"]), (traj.reward_t > 0).sum()
     )
+
+
+class CountingAgent:
+  """A stand-in agent: counts updates and sums the sampled rewards."""
+
+  @staticmethod
+  def make(num_actions: int):
+    def init(key, obs, action):
+      del key, obs
+      chex.assert_rank(action, 1)  # an example batch of discrete actions
+      return {
+        "updates": jnp.zeros((), jnp.int32),
+        "reward_sum": jnp.zeros((), jnp.float32),
+        "terminal_sum": jnp.zeros((), jnp.float32),
+      }
+
+    def act(state, obs, key, deterministic=False):
+      del state, deterministic
+      n = obs.shape[0]
+      return jax.random.randint(key, (n,), 0, num_actions, jnp.int32), {}
+
+    def update(state, batch):
+      new = {
+        "updates": state["updates"] + 1,
+        "reward_sum": state["reward_sum"] + jnp.sum(batch.reward_t),
+        "terminal_sum": state["terminal_sum"] + jnp.sum(1.0 - batch.discount_t),
+      }
+      return new, {"batch_reward": jnp.mean(batch.reward_t)}
+
+    return types.Agent(init=init, act=act, update=update)
+
+
+class OfflineTrainTest(chex.TestCase):
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.env = catch.make_catch(rows=4, cols=3)
+
+    def expert(model, state, key):
+      del model, key
+      p = state.physics
+      return (jnp.sign(p.ball[1] - p.paddle) + 1).astype(jnp.int32)
+
+    collect = offline.make_collector(cls.env, [expert], [1.0])
+    cls.episodes = jax.device_get(
+      jax.jit(collect, static_argnums=2)(
+        cls.env.init_model(), jax.random.key(0), 8
+      )
+    )
+
+  def make(self, iterations=6, updates=3, batch=5):
+    return train.make_offline_train(
+      self.env,
+      self.env.init_model(),
+      CountingAgent.make(self.env.spec.num_actions),
+      self.episodes,
+      batch_size=batch,
+      num_updates_per_iteration=updates,
+      num_iterations=iterations,
+      num_eval_episodes=4,
+    )
+
+  def test_updates_and_batches(self):
+    trainer = self.make()
+    state, metrics = jax.jit(train.train, static_argnums=0)(
+      trainer, jax.random.key(1)
+    )
+    self.assertEqual(int(state.iteration), 6)
+    self.assertEqual(int(state.agent["updates"]), 18)
+    # The expert always catches: every episode's one terminal step has
+    # reward +1 and every other step 0, so a batch's mean reward equals its
+    # share of terminal transitions, and no padding step is ever drawn.
+    np.testing.assert_allclose(
+      state.agent["reward_sum"], state.agent["terminal_sum"]
+    )
+    share = float(np.sum(self.episodes.terminated)) / float(
+      np.sum(self.episodes.length)
+    )
+    mean = float(state.agent["reward_sum"]) / (18 * 5)
+    self.assertGreater(mean, 0.0)
+    self.assertLess(abs(mean - share), 0.25)
+    chex.assert_shape(metrics["sum/learner/batch_reward"], (6,))
+    np.testing.assert_array_equal(metrics["count/learner"], 3.0)
+
+  def test_same_key_same_run_and_data_stays_unchanged(self):
+    trainer = self.make()
+    run = jax.jit(train.train, static_argnums=0)
+    a, _ = run(trainer, jax.random.key(2))
+    b, _ = run(trainer, jax.random.key(2))
+    c, _ = run(trainer, jax.random.key(3))
+    chex.assert_trees_all_equal(a.agent, b.agent)
+    self.assertFalse(
+      np.array_equal(jax.random.key_data(a.key), jax.random.key_data(c.key))
+    )
+    np.testing.assert_array_equal(
+      a.buffer.episodes.obs, np.asarray(self.episodes.obs)
+    )
+
+  def test_evaluate_reports_env_metrics(self):
+    trainer = self.make()
+    state = jax.jit(trainer.init)(jax.random.key(0))
+    metrics = jax.jit(trainer.evaluate)(state.agent, jax.random.key(1))
+    self.assertIn("eval/return", metrics)
+    self.assertTrue(np.isfinite(metrics["eval/return"]))
+
+  def test_empty_dataset_raises(self):
+    empty = self.episodes._replace(length=np.zeros_like(self.episodes.length))
+    with self.assertRaisesRegex(ValueError, "no transitions"):
+      train.make_offline_train(
+        self.env,
+        self.env.init_model(),
+        CountingAgent.make(3),
+        empty,
+        batch_size=2,
+        num_updates_per_iteration=1,
+        num_iterations=1,
+        num_eval_episodes=1,
+      )
 
 
 class DQNCatchSmokeTest(chex.TestCase):

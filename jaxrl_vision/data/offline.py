@@ -100,6 +100,23 @@ def make_collector(
   return collect
 
 
+def episodes_structure(env: types.Env) -> Episodes:
+  """The abstract Episodes (ShapeDtypeStructs) that `env`'s collector
+  writes, e.g. for `episode_store.read`; nothing is simulated."""
+  dtype = jnp.int32 if env.spec.num_actions else jnp.float32
+
+  def still(model, state, key):
+    del model, state, key
+    return jnp.zeros(env.spec.action_shape, dtype)
+
+  collect = make_collector(env, [still], [1.0])
+  return jax.eval_shape(
+    lambda model, key: collect(model, key, 1),
+    env.init_model(),
+    jax.random.key(0),
+  )
+
+
 def transition_index(length: np.ndarray) -> np.ndarray:
   """[num_transitions, 2] int32 (episode, step) of every valid transition."""
   length = np.asarray(length)

@@ -32,6 +32,7 @@ world by `randomize_model` and vmapped over with the returned in_axes.
 """
 
 import functools
+import inspect
 
 import jax
 import jax.numpy as jnp
@@ -247,3 +248,9 @@ def make_grasp_task(
 def make_grasp(**kwargs) -> types.Env:
   """The grasp `Env` alone (for the env registry); see `make_grasp_task`."""
   return make_grasp_task(**kwargs).env
+
+
+# Config validation (`validation.kwargs_for`) reads the task's keywords.
+make_grasp.__signature__ = inspect.signature(make_grasp_task).replace(
+  return_annotation=types.Env
+)

@@ -19,6 +19,8 @@ apart, so the two cubes always differ); the expert always puts cube 0 on
 cube 1, so learners must tell them apart by colour.
 """
 
+import inspect
+
 import jax
 import jax.numpy as jnp
 import mujoco
@@ -228,3 +230,9 @@ def make_stack_task(
 def make_stack(**kwargs) -> types.Env:
   """The stack `Env` alone (for the env registry); see `make_stack_task`."""
   return make_stack_task(**kwargs).env
+
+
+# Config validation (`validation.kwargs_for`) reads the task's keywords.
+make_stack.__signature__ = inspect.signature(make_stack_task).replace(
+  return_annotation=types.Env
+)

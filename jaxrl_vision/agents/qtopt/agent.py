@@ -1,0 +1,318 @@
+"""QT-Opt (Kalashnikov et al., 2018) as an `Agent` of pure functions.
+
+Spec B1.3 / B1.7: Q(s, a) = sigmoid(logit) trained with the log loss against
+the clipped double-Q target
+
+  a' = CEM argmax_a Q_polyak(s', a)
+  V(s') = min(Q_polyak(s', a'), Q_lagged(s', a'))
+  target = clip(r + gamma * discount * V(s'), 0, 1)
+
+where Q_polyak is a Polyak average of the online params and Q_lagged a copy
+refreshed every `lag_every` updates. Actions are CEM maximisers of the online
+Q; the image trunk runs once per example and its features are tiled over the
+CEM samples, so only the action-dependent head is evaluated per sample.
+
+The Q-function is a `QFunction`-like NamedTuple with four pure functions:
+  init(key, obs, action) -> params
+  trunk(params, image [B, H, W, 3] uint8) -> features (leaves [B, ...])
+  head(params, features, state [B, 2], action [B, 7]) -> logits [B]
+  apply(params, obs, action) -> logits [B]
+with obs = {"image", "gripper_closed" [B], "height" [B]}.
+"""
+
+from collections.abc import Callable
+from typing import Any
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxrl_vision import types
+from jaxrl_vision.agents.qtopt import cem
+from jaxrl_vision.agents.qtopt import losses
+
+
+class QtOptState(NamedTuple):
+  params: types.Params  # online params θ
+  polyak_params: types.Params  # θ̄_1: Polyak average of θ
+  lagged_params: types.Params  # θ̄_2: θ copied every `lag_every` updates
+  opt_state: optax.OptState
+  key: jax.Array  # learner randomness (target CEM)
+  step: jax.Array  # () int32, learner updates taken
+
+
+def proprio_state(obs: dict[str, jax.Array]) -> jax.Array:
+  """The state vector [B, 2] float32 = (gripper_closed, height)."""
+  return jnp.stack([obs["gripper_closed"], obs["height"]], axis=-1).astype(
+    jnp.float32
+  )
+
+
+def _cem_on_features(
+  q_function: Any,
+  params: types.Params,
+  features: Any,
+  state: jax.Array,
+  key: jax.Array,
+  *,
+  iterations: int,
+  num_samples: int,
+  num_elites: int,
+) -> tuple[jax.Array, jax.Array]:
+  """CEM over the head, per example; features leaves [B, ...], state [B, 2]."""
+
+  def one_example(features, state, key):
+    # Tile the example's trunk features over the samples: the trunk has run
+    # once for this image, only the head sees the N candidate actions.
+    tiled = jax.tree.map(
+      lambda x: jnp.broadcast_to(x, (num_samples,) + x.shape), features
+    )
+    tiled_state = jnp.broadcast_to(state, (num_samples,) + state.shape)
+
+    def score_fn(continuous, discrete):
+      action = cem.decode_action(continuous, discrete)  # [N, 7]
+      return q_function.head(params, tiled, tiled_state, action)  # [N]
+
+    continuous, discrete, logit = cem.cem_maximize(
+      score_fn,
+      key,
+      num_continuous=cem.NUM_CONTINUOUS,
+      num_discrete=cem.NUM_DISCRETE,
+      iterations=iterations,
+      num_samples=num_samples,
+      num_elites=num_elites,
+    )
+    return cem.decode_action(continuous, discrete), logit
+
+  batch_size = state.shape[0]
+  keys = jax.random.split(key, batch_size)
+  return jax.vmap(one_example)(features, state, keys)
+
+
+def select_action(
+  q_function: Any,
+  params: types.Params,
+  obs: dict[str, jax.Array],
+  key: jax.Array,
+  *,
+  iterations: int = 2,
+  num_samples: int = 64,
+  num_elites: int = 6,
+) -> tuple[jax.Array, jax.Array]:
+  """CEM argmax of Q(s, .) for every example of a batch.
+
+  Args:
+    q_function: the Q-function (init, trunk, head, apply).
+    params: its params.
+    obs: a batch of observations, leaves [B, ...].
+    key: PRNG key.
+    iterations: CEM iterations.
+    num_samples: CEM samples per iteration and example.
+    num_elites: CEM elites.
+
+  Returns:
+    (action [B, 7] float32, logit [B] float32 of Q at that action).
+  """
+  features = q_function.trunk(params, obs["image"])
+  return _cem_on_features(
+    q_function,
+    params,
+    features,
+    proprio_state(obs),
+    key,
+    iterations=iterations,
+    num_samples=num_samples,
+    num_elites=num_elites,
+  )
+
+
+def make_cem_policy(
+  q_function: Any,
+  *,
+  iterations: int = 2,
+  num_samples: int = 64,
+  num_elites: int = 6,
+) -> Callable[..., tuple[jax.Array, jax.Array]]:
+  """The greedy CEM policy: policy(params, obs, key) -> (action, logit).
+
+  For evaluation and latency benchmarks; see `select_action` for shapes.
+  """
+
+  def policy(params, obs, key):
+    return select_action(
+      q_function,
+      params,
+      obs,
+      key,
+      iterations=iterations,
+      num_samples=num_samples,
+      num_elites=num_elites,
+    )
+
+  return policy
+
+
+def random_actions(key: jax.Array, num: int) -> jax.Array:
+  """[num, 7] uniformly random actions in the CEM's search space."""
+  continuous_key, discrete_key = jax.random.split(key)
+  continuous = jax.random.uniform(
+    continuous_key, (num, cem.NUM_CONTINUOUS), minval=-1.0, maxval=1.0
+  )
+  discrete = jax.random.randint(discrete_key, (num,), 0, cem.NUM_DISCRETE)
+  return cem.decode_action(continuous, discrete)
+
+
+def make_qtopt(
+  q_function: Any,
+  *,
+  optimizer: optax.GradientTransformation,
+  gamma: float = 0.9,
+  polyak_decay: float = 0.9999,
+  lag_every: int = 6000,
+  l2_scale: float = 9e-5,
+  is_arch_param: Callable[[tuple[str, ...]], bool] = lambda path: False,
+  cem_iterations: int = 2,
+  cem_samples: int = 64,
+  cem_elites: int = 6,
+  target_cem_iterations: int | None = None,
+  target_cem_samples: int | None = None,
+  target_cem_elites: int | None = None,
+  epsilon: float = 0.0,
+  axis_name: str | None = None,
+) -> types.Agent:
+  """Builds QT-Opt with a clipped double-Q target (spec B1.3, B1.7).
+
+  Args:
+    q_function: the Q-function (init, trunk, head, apply); see module doc.
+    optimizer: e.g. the paper's optax.sgd(0.0044, momentum=0.958) (B1.5).
+    gamma: discount factor.
+    polyak_decay: decay of the Polyak average θ̄_1.
+    lag_every: updates between refreshes of the lagged copy θ̄_2.
+    l2_scale: slim-style L2 coefficient on kernels (scale * sum w^2 / 2).
+    is_arch_param: path predicate for params excluded from L2.
+    cem_iterations: acting CEM iterations.
+    cem_samples: acting CEM samples.
+    cem_elites: acting CEM elites.
+    target_cem_iterations: target CEM iterations (None: as acting).
+    target_cem_samples: target CEM samples (None: as acting).
+    target_cem_elites: target CEM elites (None: as acting).
+    epsilon: probability of a uniformly random action when acting with
+      `deterministic=False`.
+    axis_name: when set, gradients and metrics are averaged over that mapped
+      axis, so every device applies the same update.
+
+  Returns:
+    An `Agent` over `QtOptState`:
+      init(key, obs, action) -> state        obs, action: an example batch
+      act(state, obs, key, deterministic=False) -> (action [B, 7], info)
+        info: "q" [B] Q of the returned action, "explored" [B] bool
+      update(state, batch: Transition) -> (state, metrics)
+  """
+  acting_cem = dict(
+    iterations=cem_iterations, num_samples=cem_samples, num_elites=cem_elites
+  )
+
+  def or_acting(value, acting):
+    return acting if value is None else value
+
+  target_cem = dict(
+    iterations=or_acting(target_cem_iterations, cem_iterations),
+    num_samples=or_acting(target_cem_samples, cem_samples),
+    num_elites=or_acting(target_cem_elites, cem_elites),
+  )
+
+  def init(key: jax.Array, obs, action: jax.Array) -> QtOptState:
+    key, params_key = jax.random.split(key)
+    params = q_function.init(params_key, obs, action)
+    return QtOptState(
+      params=params,
+      polyak_params=params,
+      lagged_params=params,
+      opt_state=optimizer.init(params),
+      key=key,
+      step=jnp.zeros((), jnp.int32),
+    )
+
+  def act(state: QtOptState, obs, key: jax.Array, deterministic=False):
+    cem_key, explore_key, random_key = jax.random.split(key, 3)
+    features = q_function.trunk(state.params, obs["image"])
+    proprio = proprio_state(obs)
+    action, logit = _cem_on_features(
+      q_function, state.params, features, proprio, cem_key, **acting_cem
+    )
+    explored = jnp.zeros(logit.shape, bool)
+    if epsilon > 0.0 and not deterministic:
+      explored = jax.random.uniform(explore_key, logit.shape) < epsilon
+      action = jnp.where(
+        explored[:, None], random_actions(random_key, logit.shape[0]), action
+      )
+      # Q of the action actually returned; the trunk features are reused.
+      logit = jnp.where(
+        explored,
+        q_function.head(state.params, features, proprio, action),
+        logit,
+      )
+    return action, {"q": jax.nn.sigmoid(logit), "explored": explored}
+
+  def next_value(polyak_params, lagged_params, obs_t, key):
+    action_t, logit_polyak = select_action(
+      q_function, polyak_params, obs_t, key, **target_cem
+    )
+    logit_lagged = q_function.apply(lagged_params, obs_t, action_t)
+    v_t = jnp.minimum(
+      jax.nn.sigmoid(logit_polyak), jax.nn.sigmoid(logit_lagged)
+    )  # [B]
+    return jax.lax.stop_gradient(v_t)
+
+  def loss_fn(params, batch: types.Transition, v_t):
+    logit_tm1 = q_function.apply(params, batch.obs_tm1, batch.action_tm1)  # [B]
+    target = jax.vmap(losses.qtopt_target, in_axes=(0, 0, 0, None))(
+      batch.reward_t.astype(jnp.float32),
+      batch.discount_t.astype(jnp.float32),
+      v_t,
+      gamma,
+    )
+    log_loss = jnp.mean(jax.vmap(losses.log_loss)(logit_tm1, target))
+    l2 = losses.l2_penalty(params, l2_scale, is_arch_param)
+    return log_loss + l2, {
+      "log_loss": log_loss,
+      "l2": l2,
+      "q_mean": jnp.mean(jax.nn.sigmoid(logit_tm1)),
+      "target_mean": jnp.mean(target),
+      "v_next_mean": jnp.mean(v_t),
+    }
+
+  def update(state: QtOptState, batch: types.Transition):
+    key, cem_key = jax.random.split(state.key)
+    v_t = next_value(
+      state.polyak_params, state.lagged_params, batch.obs_t, cem_key
+    )
+    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      state.params, batch, v_t
+    )
+    metrics = {"loss": loss, **aux}
+    if axis_name is not None:  # the only multi-device line in the agent
+      grads, metrics = jax.lax.pmean((grads, metrics), axis_name)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    polyak_params = optax.incremental_update(
+      params, state.polyak_params, 1.0 - polyak_decay
+    )
+    step = state.step + 1
+    refresh = step % lag_every == 0
+    lagged_params = jax.tree.map(
+      lambda new, old: jnp.where(refresh, new, old), params, state.lagged_params
+    )
+    metrics["grad_norm"] = optax.tree.norm(grads)
+    new_state = QtOptState(
+      params=params,
+      polyak_params=polyak_params,
+      lagged_params=lagged_params,
+      opt_state=opt_state,
+      key=key,
+      step=step,
+    )
+    return new_state, metrics
+
+  return types.Agent(init=init, act=act, update=update)

@@ -1,0 +1,961 @@
+"""QT-Opt grasping Q-function with the Visionary search space, one code path.
+
+Spec: /work/shared/specs/visionary-arm-igibson-hadsell.md, B1.2 (network),
+B1.4 (search space), B1.7 (JAX notes). The baseline QT-Opt network, the
+Visionary search supernet and every pruned network are the same `_Head`,
+configured by a static `Architecture`:
+
+  image [B, S, S, 3] uint8 -> /255
+    conv1 (width, 6x6, stride 2) -> maxpool p1 -> n1 x conv 5x5
+    -> maxpool p2 = "pool2"                        (end of `trunk`)
+  ----------------------------------------------- (start of `head`)
+    [merge + attention @ pool2]
+    n2 x conv 3x3, with [merge + attention] after conv round(k * n2 / 3),
+      k = 1, 2, 3 (locations "conv_b2_1", "conv_b2_2", "conv_b2_3"; conv9,
+      conv11, conv13 of the faithful net)
+    -> maxpool 2 = "pool3" [merge + attention @ pool3]
+    -> n3 x conv 3x3 (VALID in `grasping44`, else SAME)
+    -> flatten -> FC 64 -> FC 64 -> FC 1 logit      (Q = sigmoid(logit))
+
+Every conv / FC has a ReLU except the logit. All five merge locations
+(`LOCATIONS`) are at or after pool2, so `trunk` is action-independent: a CEM
+selector runs it once per image and tiles its features over the samples.
+
+The action/state vector is a = concat(action [B, 7], gripper_closed [B, 1],
+height [B, 1]) = [B, 9]. Merge ops (B1.4 table), x in R^{HxWxC}:
+  noop          x
+  add           x + T(a), T = Dense 256 -> ReLU -> Dense C -> ReLU, tiled over
+                HxW. One Dense on the concatenated blocks equals the sum of
+                per-block FC 256 layers of the reference (`add_n`).
+  concat        ReLU(Conv1x1_C(x || tile(ReLU(Dense 64 (a)))))
+  hadamard      x * g(a), g = Dense H*W reshaped [H, W, 1]
+  conv_filters  einsum("bhwc,bcd->bhwd", x, c(a)), c = Dense C*C -> [C, C]
+A location with several candidate ops is a supernet,
+F(x, a) = sum_j softmax(w)_j f_j(x, a), with logits `merge_logits` (init 0).
+A single candidate is applied directly (no logits); ("noop",) makes no params.
+
+Peer attention (B1.4 (2), AssembleNet++ form) after a location i:
+p_v = Dense_v(GAP(v)) -> C_max units for every candidate v in {action,
+earlier location outputs (after their attention), x_i, dilated2, dilated4},
+m_i = sum_v sigmoid(h_iv) p_v with logits `peer_logits` (init 0),
+G_i(x_i) = x_i * sigmoid(Dense_C(m_i)) broadcast over HxW; both Dense layers
+init N(0, 0.01). Fixed architectures list the kept edges and sum them with
+weight 1 (h is no longer a parameter). The dilated convs (3x3, dilation 2 and
+4, on pool2) only feed attention; they are action-independent, so `trunk`
+computes them and returns their GAPs [B, C].
+
+Deviations from the spec, on purpose:
+  * No batch norm anywhere (B1.2 has BN after every conv / FC). This keeps
+    the Q-function a pure function of `params` with no batch statistics.
+  * Default kernel init is fan-in scaled (He) truncated normal
+    (`init_scheme="fan_in"`). The spec's truncated normal std 0.01
+    (`init_scheme="qtopt"`) relies on BN: without it the signal shrinks 3-6x
+    per layer (init logits ~1e-15 on grasping44_64, gradients ~1e-14). Biases are 0.
+    Attention Dense layers are always N(0, 0.01), as in the spec.
+  * Architecture logits live in the "params" collection (B1.7 suggests a
+    separate "arch" collection) so one gradient step updates both; they are
+    recognised by name with `is_arch_param` (to skip L2 and to log them).
+  * `grasping_small` uses (n1, n2, n3) = (2, 3, 1), `grasping_tiny` (1, 3, 1)
+    (spec: n2 = 2 and 1) so that the five merge locations are distinct.
+  * Max-pools use window = stride = p with SAME padding (the faithful net's
+    3x3 / stride 3 is the same thing); shapes match the B1.2 table.
+"""
+
+import dataclasses
+from collections.abc import Callable
+from collections.abc import Mapping
+from typing import Any
+from typing import NamedTuple
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+OPS = ("noop", "add", "concat", "hadamard", "conv_filters")
+# Merge locations, in network order. conv_b2_k: after conv round(k * n2 / 3)
+# of block 2 (k = 1, 2, 3).
+LOCATIONS = ("pool2", "conv_b2_1", "conv_b2_2", "conv_b2_3", "pool3")
+DILATED = ("dilated2", "dilated4")
+ATTENTION_MODES = ("off", "search", "fixed")
+ACTION_SIZE = 7  # T[3], sin, cos, open, close
+STATE_SIZE = 2  # gripper_closed, height
+ARCH_PARAM_NAMES = ("merge_logits", "peer_logits")
+
+Initializer = Callable[..., jax.Array]
+INIT_SCHEMES: dict[str, Initializer] = {
+  "fan_in": nn.initializers.variance_scaling(2.0, "fan_in", "truncated_normal"),
+  "qtopt": nn.initializers.truncated_normal(0.01),
+}
+_ATTENTION_INIT = nn.initializers.normal(0.01)
+
+
+class TrunkSpec(NamedTuple):
+  image_size: int  # nominal input side S (the network accepts others)
+  pools: tuple[int, int, int]  # (p1, p2, p3): max-pool window = stride
+  num_convs: tuple[int, int, int]  # (n1, n2, n3) convs in blocks 1, 2, 3
+  width: int  # channels of every conv
+  valid_block3: bool  # block-3 convs VALID (faithful) instead of SAME
+
+
+TRUNKS: Mapping[str, TrunkSpec] = {
+  "grasping44": TrunkSpec(472, (3, 3, 2), (6, 6, 3), 64, True),
+  "grasping44_128": TrunkSpec(128, (3, 3, 2), (6, 6, 3), 64, False),
+  "grasping44_64": TrunkSpec(64, (2, 2, 2), (6, 6, 3), 64, False),
+  "grasping_small": TrunkSpec(64, (2, 2, 2), (2, 3, 1), 32, False),
+  "grasping_tiny": TrunkSpec(32, (2, 2, 2), (1, 3, 1), 16, False),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+  """A point (or a whole supernet) of the search space; hashable, static.
+
+  merge: per location in `LOCATIONS` (5 entries), the candidate ops.
+  attention: "off" | "search" (learned sigmoid edge weights over every
+    candidate) | "fixed" (the edges listed in `edges`, weight 1).
+  edges: when attention == "fixed", per location, the kept candidate names
+    ("action", a location name up to and including this one, "dilated2",
+    "dilated4"); () otherwise.
+  dilated: add the two dilated convs on pool2 (attention candidates only).
+  """
+
+  merge: tuple[tuple[str, ...], ...]
+  attention: str
+  edges: tuple[tuple[str, ...], ...] = ()
+  dilated: bool = False
+
+
+def search_architecture() -> Architecture:
+  """The full Visionary search model: every op everywhere + attention."""
+  return Architecture(
+    merge=(OPS,) * len(LOCATIONS), attention="search", dilated=True
+  )
+
+
+def baseline_architecture() -> Architecture:
+  """QT-Opt: add at pool2, nothing else."""
+  return Architecture(
+    merge=(("add",),) + (("noop",),) * (len(LOCATIONS) - 1), attention="off"
+  )
+
+
+def supernet_only_architecture() -> Architecture:
+  """Table II "supernet module search only"."""
+  return Architecture(merge=(OPS,) * len(LOCATIONS), attention="off")
+
+
+def attention_only_architecture() -> Architecture:
+  """Table II "peer-attention search only": QT-Opt merge + attention."""
+  return dataclasses.replace(
+    baseline_architecture(), attention="search", dilated=True
+  )
+
+
+def attention_candidates(location: int, dilated: bool) -> tuple[str, ...]:
+  """Every peer-attention candidate of LOCATIONS[location], in order."""
+  return ("action",) + LOCATIONS[: location + 1] + (DILATED if dilated else ())
+
+
+def _attention_edges(
+  architecture: Architecture, location: int
+) -> tuple[tuple[str, ...], bool]:
+  """(candidates, learned weights?) of one location; () = no module."""
+  if architecture.attention == "search":
+    return attention_candidates(location, architecture.dilated), True
+  if architecture.attention == "fixed":
+    return tuple(architecture.edges[location]), False
+  return (), False
+
+
+def validate_architecture(architecture: Architecture) -> None:
+  """Raises ValueError unless `architecture` is a well-formed point."""
+  if not isinstance(architecture, Architecture):
+    raise ValueError(f"Expected an Architecture, got {type(architecture)}.")
+  merge = architecture.merge
+  if not isinstance(merge, tuple) or len(merge) != len(LOCATIONS):
+    raise ValueError(
+      f"Architecture.merge needs a tuple of {len(LOCATIONS)} entries (one per "
+      f"location {LOCATIONS}), got {merge!r}."
+    )
+  for location, ops in zip(LOCATIONS, merge, strict=True):
+    if not isinstance(ops, tuple) or not ops:
+      raise ValueError(
+        f"Merge candidates at {location!r} must be a non-empty tuple of ops "
+        f"from {OPS}, got {ops!r}."
+      )
+    unknown = [op for op in ops if op not in OPS]
+    if unknown:
+      raise ValueError(
+        f"Unknown merge op(s) {unknown} at {location!r}; valid ops: {OPS}."
+      )
+    if len(set(ops)) != len(ops):
+      raise ValueError(f"Duplicate merge ops at {location!r}: {ops}.")
+  if architecture.attention not in ATTENTION_MODES:
+    raise ValueError(
+      f"Unknown attention mode {architecture.attention!r}; valid modes: "
+      f"{ATTENTION_MODES}."
+    )
+  if not isinstance(architecture.dilated, bool):
+    raise ValueError(
+      f"Architecture.dilated must be a bool, got {architecture.dilated!r}."
+    )
+  edges = architecture.edges
+  if architecture.attention != "fixed":
+    if edges != ():
+      raise ValueError(
+        "Architecture.edges is only used with attention='fixed'; got "
+        f"attention={architecture.attention!r} and edges={edges!r}."
+      )
+    return
+  if not isinstance(edges, tuple) or len(edges) != len(LOCATIONS):
+    raise ValueError(
+      f"attention='fixed' needs edges for each of the {len(LOCATIONS)} "
+      f"locations {LOCATIONS}, got {edges!r}."
+    )
+  for i, (location, kept) in enumerate(zip(LOCATIONS, edges, strict=True)):
+    valid = attention_candidates(i, architecture.dilated)
+    if not isinstance(kept, tuple):
+      raise ValueError(f"Edges at {location!r} must be a tuple, got {kept!r}.")
+    unknown = [v for v in kept if v not in valid]
+    if unknown:
+      raise ValueError(
+        f"Unknown attention candidate(s) {unknown} at {location!r} "
+        f"(dilated={architecture.dilated}); valid: {valid}."
+      )
+    if len(set(kept)) != len(kept):
+      raise ValueError(f"Duplicate attention edges at {location!r}: {kept}.")
+
+
+# ---------------------------------------------------------------- shapes
+
+
+class FeatureShapes(NamedTuple):
+  """Spatial side of each stage for one trunk and image size."""
+
+  conv1: int
+  pool1: int
+  pool2: int  # the merge map of block 2 (and the trunk output)
+  pool3: int
+  final: int  # after block 3, flattened into FC 64
+
+
+def _trunk_spec(trunk_name: str) -> TrunkSpec:
+  if trunk_name not in TRUNKS:
+    raise ValueError(
+      f"Unknown trunk {trunk_name!r}; valid trunks: {sorted(TRUNKS)}."
+    )
+  return TRUNKS[trunk_name]
+
+
+def _block2_positions(num_convs: int) -> dict[int, str]:
+  """Conv index (1-based) in block 2 -> merge location after it."""
+  positions = [round(k * num_convs / 3) for k in (1, 2, 3)]
+  if len(set(positions)) != 3 or min(positions) < 1:
+    raise ValueError(
+      f"Block 2 needs >= 3 convs for three distinct merge locations, got "
+      f"n2 = {num_convs}."
+    )
+  return dict(zip(positions, LOCATIONS[1:4], strict=True))
+
+
+def feature_shapes(trunk_name: str, image_size: int) -> FeatureShapes:
+  """Stage sizes for an S x S input; ValueError if a map collapses to < 1."""
+  spec = _trunk_spec(trunk_name)
+  if not isinstance(image_size, int) or image_size < 1:
+    raise ValueError(f"image_size must be a positive int, got {image_size!r}.")
+  _block2_positions(spec.num_convs[1])
+
+  def ceil_div(n, k):  # SAME padding: ceil(n / stride)
+    return -(-n // k)
+
+  p1, p2, p3 = spec.pools
+  conv1 = ceil_div(image_size, 2)
+  pool1 = ceil_div(conv1, p1)
+  pool2 = ceil_div(pool1, p2)
+  pool3 = ceil_div(pool2, p3)
+  final = pool3 - 2 * spec.num_convs[2] if spec.valid_block3 else pool3
+  if final < 1:
+    raise ValueError(
+      f"Image size {image_size} is too small for trunk {trunk_name!r}: "
+      f"{image_size} -> conv1 {conv1} -> pool1 {pool1} -> pool2 {pool2} -> "
+      f"pool3 {pool3} -> {spec.num_convs[2]} VALID 3x3 convs -> {final} < 1 "
+      f"pixel (nominal input {spec.image_size})."
+    )
+  return FeatureShapes(conv1, pool1, pool2, pool3, final)
+
+
+# ------------------------------------------------------------ merge ops
+
+
+class AddMerge(nn.Module):
+  """x + T(a), T = Dense 256 -> ReLU -> Dense C -> ReLU (the QT-Opt branch).
+
+  x: [B, H, W, C]; a: [B, A] -> [B, H, W, C].
+  """
+
+  kernel_init: Initializer = INIT_SCHEMES["fan_in"]
+  hidden_size: int = 256
+
+  @nn.compact
+  def __call__(self, x: jax.Array, a: jax.Array) -> jax.Array:
+    t = nn.Dense(self.hidden_size, kernel_init=self.kernel_init, name="hidden")
+    t_hidden = nn.relu(t(a))
+    t = nn.Dense(x.shape[-1], kernel_init=self.kernel_init, name="out")
+    t = nn.relu(t(t_hidden))
+    return x + t[:, None, None, :]
+
+
+class ConcatMerge(nn.Module):
+  """ReLU(Conv1x1_C(x || tile(ReLU(Dense 64 (a))))).
+
+  x: [B, H, W, C]; a: [B, A] -> [B, H, W, C].
+  """
+
+  kernel_init: Initializer = INIT_SCHEMES["fan_in"]
+  embed_size: int = 64
+
+  @nn.compact
+  def __call__(self, x: jax.Array, a: jax.Array) -> jax.Array:
+    t = nn.Dense(self.embed_size, kernel_init=self.kernel_init, name="embed")
+    t = nn.relu(t(a))  # [B, E]
+    t = jnp.broadcast_to(t[:, None, None, :], x.shape[:3] + t.shape[-1:])
+    y = jnp.concatenate([x, t], axis=-1)  # [B, H, W, C + E]
+    project = nn.Conv(
+      x.shape[-1], (1, 1), kernel_init=self.kernel_init, name="project"
+    )
+    return nn.relu(project(y))
+
+
+class HadamardMerge(nn.Module):
+  """x * g(a), g = Dense H*W reshaped [H, W, 1], broadcast over channels.
+
+  x: [B, H, W, C]; a: [B, A] -> [B, H, W, C].
+  """
+
+  kernel_init: Initializer = INIT_SCHEMES["fan_in"]
+
+  @nn.compact
+  def __call__(self, x: jax.Array, a: jax.Array) -> jax.Array:
+    b, h, w, _ = x.shape
+    g = nn.Dense(h * w, kernel_init=self.kernel_init, name="gate")(a)
+    return x * g.reshape(b, h, w, 1)
+
+
+class ConvFiltersMerge(nn.Module):
+  """Per-sample 1x1 conv with kernel c(a) = Dense C*C reshaped [C, C].
+
+  x: [B, H, W, C]; a: [B, A] -> [B, H, W, C].
+  """
+
+  kernel_init: Initializer = INIT_SCHEMES["fan_in"]
+
+  @nn.compact
+  def __call__(self, x: jax.Array, a: jax.Array) -> jax.Array:
+    b, c = x.shape[0], x.shape[-1]
+    filters = nn.Dense(c * c, kernel_init=self.kernel_init, name="filters")
+    return jnp.einsum("bhwc,bcd->bhwd", x, filters(a).reshape(b, c, c))
+
+
+MERGE_MODULES: Mapping[str, type[nn.Module]] = {
+  "add": AddMerge,
+  "concat": ConcatMerge,
+  "hadamard": HadamardMerge,
+  "conv_filters": ConvFiltersMerge,
+}
+
+
+class Supernet(nn.Module):
+  """F(x, a) = sum_j softmax(merge_logits)_j f_j(x, a) over `ops`.
+
+  One op: f(x, a) with no logits. Each op's params sit under its name.
+  x: [B, H, W, C]; a: [B, A] -> [B, H, W, C].
+  """
+
+  ops: tuple[str, ...]
+  kernel_init: Initializer = INIT_SCHEMES["fan_in"]
+
+  @nn.compact
+  def __call__(self, x: jax.Array, a: jax.Array) -> jax.Array:
+    outputs = []
+    for op in self.ops:
+      if op == "noop":
+        outputs.append(x)
+      else:
+        module = MERGE_MODULES[op](kernel_init=self.kernel_init, name=op)
+        outputs.append(module(x, a))
+    chex.assert_equal_shape([x, *outputs])
+    if len(outputs) == 1:
+      return outputs[0]
+    logits = self.param(
+      "merge_logits", nn.initializers.zeros_init(), (len(self.ops),)
+    )
+    weights = jax.nn.softmax(logits)  # [J]
+    return jnp.einsum("j,jbhwc->bhwc", weights, jnp.stack(outputs))
+
+
+class PeerAttention(nn.Module):
+  """G(x) = x * sigmoid(Dense_C(sum_v s_v Dense_v(pooled[v]))).
+
+  s_v = sigmoid(peer_logits)_v when `learn_weights`, else 1 (fixed edges).
+  x: [B, H, W, C]; pooled: name -> [B, D_v] (GAP of maps; the action vector
+  as is) for every name in `candidates` -> [B, H, W, C].
+  """
+
+  candidates: tuple[str, ...]
+  learn_weights: bool
+  width: int  # C_max, the size of the projected candidates
+
+  @nn.compact
+  def __call__(
+    self, x: jax.Array, pooled: Mapping[str, jax.Array]
+  ) -> jax.Array:
+    projected = jnp.stack(
+      [
+        nn.Dense(self.width, kernel_init=_ATTENTION_INIT, name=f"proj_{v}")(
+          pooled[v]
+        )
+        for v in self.candidates
+      ],
+      axis=1,
+    )  # [B, V, C_max]
+    if self.learn_weights:
+      logits = self.param(
+        "peer_logits", nn.initializers.zeros_init(), (len(self.candidates),)
+      )
+      mixed = jnp.einsum("v,bvc->bc", jax.nn.sigmoid(logits), projected)
+    else:
+      mixed = projected.sum(axis=1)
+    attention = nn.Dense(
+      x.shape[-1], kernel_init=_ATTENTION_INIT, name="attention"
+    )(mixed)
+    return x * jax.nn.sigmoid(attention)[:, None, None, :]
+
+
+# --------------------------------------------------------------- network
+
+
+def _max_pool(x: jax.Array, size: int) -> jax.Array:
+  return nn.max_pool(x, (size, size), (size, size), padding="SAME")
+
+
+def _gap(x: jax.Array) -> jax.Array:
+  return x.mean(axis=(1, 2))  # [B, H, W, C] -> [B, C]
+
+
+class _Trunk(nn.Module):
+  """image [B, S, S, 3] uint8 -> {"pool2": [B, h, h, C], "dilated2|4": [B, C]}."""
+
+  spec: TrunkSpec
+  dilated: bool
+  kernel_init: Initializer
+
+  @nn.compact
+  def __call__(self, image: jax.Array) -> dict[str, jax.Array]:
+    width, init = self.spec.width, self.kernel_init
+    x = image.astype(jnp.float32) / 255.0
+    x = nn.Conv(width, (6, 6), (2, 2), kernel_init=init, name="conv1")(x)
+    x = _max_pool(nn.relu(x), self.spec.pools[0])
+    for j in range(1, self.spec.num_convs[0] + 1):
+      x = nn.relu(
+        nn.Conv(width, (5, 5), kernel_init=init, name=f"b1_conv{j}")(x)
+      )
+    x = _max_pool(x, self.spec.pools[1])
+    features = {"pool2": x}
+    if self.dilated:
+      for name, rate in zip(DILATED, (2, 4), strict=True):
+        conv = nn.Conv(
+          width, (3, 3), kernel_dilation=rate, kernel_init=init, name=name
+        )
+        # Only attention reads these, through GAP: pool now, tile less.
+        features[name] = _gap(nn.relu(conv(x)))
+    return features
+
+
+class _Head(nn.Module):
+  """(features, state [B, 2], action [B, 7]) -> logits [B]."""
+
+  spec: TrunkSpec
+  architecture: Architecture
+  kernel_init: Initializer
+
+  @nn.compact
+  def __call__(
+    self,
+    features: Mapping[str, jax.Array],
+    state: jax.Array,
+    action: jax.Array,
+  ) -> jax.Array:
+    arch, width, init = self.architecture, self.spec.width, self.kernel_init
+    x = features["pool2"]
+    batch = x.shape[0]
+    chex.assert_shape(state, (batch, STATE_SIZE))
+    chex.assert_shape(action, (batch, ACTION_SIZE))
+    a = jnp.concatenate([action, state], axis=-1)  # [B, 9]
+    pooled = {"action": a}
+    pooled.update({v: features[v] for v in DILATED if v in features})
+
+    def merge_and_attend(i: int, x: jax.Array) -> jax.Array:
+      location = LOCATIONS[i]
+      if arch.merge[i] != ("noop",):
+        x = Supernet(arch.merge[i], init, name=f"merge_{location}")(x, a)
+      candidates, learned = _attention_edges(arch, i)
+      if candidates:
+        pooled[location] = _gap(x)  # x_i itself is a candidate
+        x = PeerAttention(
+          candidates, learned, width, name=f"attention_{location}"
+        )(x, pooled)
+      pooled[location] = _gap(x)  # later modules see it after attention
+      return x
+
+    x = merge_and_attend(0, x)
+    positions = _block2_positions(self.spec.num_convs[1])
+    for j in range(1, self.spec.num_convs[1] + 1):
+      x = nn.relu(
+        nn.Conv(width, (3, 3), kernel_init=init, name=f"b2_conv{j}")(x)
+      )
+      if j in positions:
+        x = merge_and_attend(LOCATIONS.index(positions[j]), x)
+    x = _max_pool(x, self.spec.pools[2])
+    x = merge_and_attend(len(LOCATIONS) - 1, x)
+    padding = "VALID" if self.spec.valid_block3 else "SAME"
+    for j in range(1, self.spec.num_convs[2] + 1):
+      conv = nn.Conv(
+        width, (3, 3), padding=padding, kernel_init=init, name=f"b3_conv{j}"
+      )
+      x = nn.relu(conv(x))
+    x = x.reshape(batch, -1)
+    x = nn.relu(nn.Dense(64, kernel_init=init, name="fc1")(x))
+    x = nn.relu(nn.Dense(64, kernel_init=init, name="fc2")(x))
+    return nn.Dense(1, kernel_init=init, name="logit")(x)[:, 0]
+
+
+class QFunction(NamedTuple):
+  """Q(s, a) logits as pure functions; Q = sigmoid(logit).
+
+  init(key, obs, action) -> params ({"params": {"trunk": ..., "head": ...}})
+  trunk(params, image [B, S, S, 3] uint8) -> features (dict, leaves [B, ...])
+  head(params, features, state [B, 2], action [B, 7]) -> logits [B]
+  apply(params, obs, action [B, 7]) -> logits [B]
+  obs = {"image": [B, S, S, 3] uint8, "gripper_closed": [B], "height": [B]}.
+  """
+
+  init: Callable[..., Any]
+  trunk: Callable[..., Any]
+  head: Callable[..., jax.Array]
+  apply: Callable[..., jax.Array]
+  architecture: Architecture
+  trunk_name: str
+
+
+def _state(obs: Mapping[str, jax.Array]) -> jax.Array:
+  """[B, 2] float32: (gripper_closed, height)."""
+  return jnp.stack([obs["gripper_closed"], obs["height"]], axis=-1).astype(
+    jnp.float32
+  )
+
+
+def make_q_function(
+  trunk_name: str,
+  architecture: Architecture,
+  image_size: int,
+  init_scheme: str = "fan_in",
+) -> QFunction:
+  """Builds the Q-function of `architecture` on trunk `TRUNKS[trunk_name]`.
+
+  Args:
+    trunk_name: a key of `TRUNKS`.
+    architecture: the (super)network; `baseline_architecture()` is QT-Opt.
+    image_size: input side S; images are [B, S, S, 3] uint8.
+    init_scheme: "fan_in" (He truncated normal, default) or "qtopt"
+      (truncated normal std 0.01, the spec's; needs BN to train well).
+
+  Returns:
+    A `QFunction`; `apply(p, obs, a) == head(p, trunk(p, obs["image"]),
+    state, a)` by construction.
+
+  Raises:
+    ValueError: unknown trunk or init scheme, an image size that collapses a
+      feature map, or a malformed architecture.
+  """
+  spec = _trunk_spec(trunk_name)
+  feature_shapes(trunk_name, image_size)
+  validate_architecture(architecture)
+  if init_scheme not in INIT_SCHEMES:
+    raise ValueError(
+      f"Unknown init_scheme {init_scheme!r}; valid: {sorted(INIT_SCHEMES)}."
+    )
+  kernel_init = INIT_SCHEMES[init_scheme]
+  trunk_module = _Trunk(spec, architecture.dilated, kernel_init)
+  head_module = _Head(spec, architecture, kernel_init)
+  image_shape = (image_size, image_size, 3)
+
+  def check_image(image):
+    if tuple(image.shape[1:]) != image_shape:
+      raise ValueError(
+        f"Expected images [B, {image_size}, {image_size}, 3], got "
+        f"{tuple(image.shape)}."
+      )
+
+  def init(key, obs, action):
+    check_image(obs["image"])
+    trunk_key, head_key = jax.random.split(key)
+    trunk_params = trunk_module.init(trunk_key, obs["image"])["params"]
+    # Only shapes matter for the head's init: skip the trunk's compute.
+    features = jax.tree.map(
+      lambda s: jnp.zeros(s.shape, s.dtype),
+      jax.eval_shape(
+        trunk_module.apply, {"params": trunk_params}, obs["image"]
+      ),
+    )
+    head_params = head_module.init(head_key, features, _state(obs), action)
+    return {"params": {"trunk": trunk_params, "head": head_params["params"]}}
+
+  def trunk(params, image):
+    check_image(image)
+    return trunk_module.apply({"params": params["params"]["trunk"]}, image)
+
+  def head(params, features, state, action):
+    return head_module.apply(
+      {"params": params["params"]["head"]}, features, state, action
+    )
+
+  def apply(params, obs, action):
+    return head(params, trunk(params, obs["image"]), _state(obs), action)
+
+  return QFunction(
+    init=init,
+    trunk=trunk,
+    head=head,
+    apply=apply,
+    architecture=architecture,
+    trunk_name=trunk_name,
+  )
+
+
+# ------------------------------------------------- architecture params
+
+
+def is_arch_param(path: tuple[Any, ...]) -> bool:
+  """True for merge logits w and attention logits h.
+
+  Args:
+    path: the dict keys down to a leaf, as strings (jax key-path entries such
+      as `DictKey` are accepted too), e.g. ("params", "head", "merge_pool2",
+      "merge_logits").
+  """
+  if not path:
+    return False
+  last = path[-1]
+  return str(getattr(last, "key", last)) in ARCH_PARAM_NAMES
+
+
+def _head_params(params: Mapping[str, Any]) -> Mapping[str, Any]:
+  return params["params"]["head"]
+
+
+def arch_weights(params: Any, architecture: Architecture) -> dict:
+  """Host-side, JSON-able architecture weights for logging and drawing.
+
+  Returns:
+    {"merge": {location: {op: softmax weight}}, "attention": {location:
+    {candidate: sigmoid(h)}}}. Fixed choices read 1.0; locations without an
+    attention module are left out of "attention".
+  """
+  head = _head_params(params)
+  merge = {}
+  for location, ops in zip(LOCATIONS, architecture.merge, strict=True):
+    if len(ops) == 1:
+      merge[location] = {ops[0]: 1.0}
+    else:
+      logits = head[f"merge_{location}"]["merge_logits"]
+      weights = np.asarray(jax.nn.softmax(logits))
+      merge[location] = {
+        op: float(w) for op, w in zip(ops, weights, strict=True)
+      }
+  attention = {}
+  for i, location in enumerate(LOCATIONS):
+    candidates, learned = _attention_edges(architecture, i)
+    if not candidates:
+      continue
+    if learned:
+      logits = head[f"attention_{location}"]["peer_logits"]
+      weights = np.asarray(jax.nn.sigmoid(logits))
+    else:
+      weights = np.ones(len(candidates))
+    attention[location] = {
+      v: float(w) for v, w in zip(candidates, weights, strict=True)
+    }
+  return {"merge": merge, "attention": attention}
+
+
+def derive(params: Any, architecture: Architecture) -> Architecture:
+  """Prunes a searched network into a fixed architecture (B1.4).
+
+  Merge: the argmax op per location (first on ties). Attention "search":
+  edges with sigmoid(h) > 0.5 become attention "fixed" (possibly with no
+  edges at all, which equals "off"); "fixed" and "off" keep their edges.
+  `dilated` survives only if a kept edge reads a dilated output.
+  """
+  validate_architecture(architecture)
+  weights = arch_weights(params, architecture)
+  merge = tuple(
+    (max(weights["merge"][location].items(), key=lambda kv: kv[1])[0],)
+    if len(ops) > 1
+    else ops
+    for location, ops in zip(LOCATIONS, architecture.merge, strict=True)
+  )
+  if architecture.attention == "off":
+    return Architecture(merge=merge, attention="off")
+  edges = tuple(
+    tuple(
+      v
+      for v, w in weights["attention"].get(location, {}).items()
+      if architecture.attention == "fixed" or w > 0.5
+    )
+    for location in LOCATIONS
+  )
+  dilated = any(v in DILATED for kept in edges for v in kept)
+  return Architecture(
+    merge=merge, attention="fixed", edges=edges, dilated=dilated
+  )
+
+
+def architecture_to_json(
+  architecture: Architecture, weights: dict | None = None
+) -> dict:
+  """JSON-able dict; `weights` (from `arch_weights`) is stored alongside."""
+  d = {
+    "locations": list(LOCATIONS),
+    "merge": [list(ops) for ops in architecture.merge],
+    "attention": architecture.attention,
+    "edges": [list(kept) for kept in architecture.edges],
+    "dilated": architecture.dilated,
+  }
+  if weights is not None:
+    d["weights"] = weights
+  return d
+
+
+def architecture_from_json(d: Mapping[str, Any]) -> Architecture:
+  """Inverse of `architecture_to_json`; ValueError on malformed input."""
+  if not isinstance(d, Mapping):
+    raise ValueError(f"Expected a dict, got {type(d)}.")
+  if "locations" in d and list(d["locations"]) != list(LOCATIONS):
+    raise ValueError(
+      f"Locations {d['locations']} do not match this module's {LOCATIONS}."
+    )
+
+  def tuples(value, what):
+    if not isinstance(value, list | tuple) or not all(
+      isinstance(v, list | tuple) and all(isinstance(s, str) for s in v)
+      for v in value
+    ):
+      raise ValueError(f"{what} must be a list of lists of str, got {value!r}.")
+    return tuple(tuple(v) for v in value)
+
+  try:
+    architecture = Architecture(
+      merge=tuples(d["merge"], "merge"),
+      attention=d["attention"],
+      edges=tuples(d.get("edges", []), "edges"),
+      dilated=d.get("dilated", False),
+    )
+  except KeyError as e:
+    raise ValueError(f"Architecture JSON is missing key {e}.") from e
+  validate_architecture(architecture)
+  return architecture
+
+
+# --------------------------------------------------------------- drawing
+
+
+def draw_architecture(
+  architecture: Architecture, weights: dict | None, path: str
+) -> None:
+  """Draws the network (Fig. 5 style) to an image file at `path`.
+
+  The layer chain runs left to right; each merge location shows its op(s)
+  (ranked by softmax weight when `weights`, from `arch_weights`, is given).
+  Blue arrows bring the action/state vector to the merges. Red arcs are
+  peer-attention edges into a location, labelled with sigmoid(h); sources
+  off the chain (action, dilated convs) sit in a lane above it, "self" edges
+  are noted beside the node. With learned weights only edges > 0.5 are drawn
+  (as Fig. 5). Host only (matplotlib, Agg).
+  """
+  # Imported here: the network code does not need matplotlib. A bare Figure
+  # renders with Agg and leaves pyplot's global state alone.
+  from matplotlib import figure
+  from matplotlib import patches
+
+  validate_architecture(architecture)
+  weights = weights or {}
+  layers = {
+    "start": ("image", "conv1\n6x6 /2", "pool1", "block 1\n5x5 convs", "pool2"),
+    LOCATIONS[0]: ("block 2\n1/3 convs",),
+    LOCATIONS[1]: ("block 2\n2/3 convs",),
+    LOCATIONS[2]: ("block 2\n3/3 convs",),
+    LOCATIONS[3]: ("pool3",),
+    LOCATIONS[4]: ("block 3\n3x3 convs", "FC 64\nFC 64\nFC 1", "Q"),
+  }
+  chain = [(name, "layer") for name in layers["start"]]
+  for location in LOCATIONS:
+    chain.append((location, "merge"))
+    chain.extend((name, "layer") for name in layers[location])
+  step, box_w, box_h = 1.5, 1.25, 1.1
+  fig = figure.Figure(figsize=(len(chain) * 1.25, 8.0))
+  ax = fig.subplots()
+  pos = {}  # node -> centre
+
+  def box(name, text, x, y, face, h=box_h, fontsize=8.0):
+    pos[name] = (x, y)
+    ax.add_patch(
+      patches.Rectangle((x - box_w / 2, y - h / 2), box_w, h, fc=face, ec="k")
+    )
+    ax.text(x, y, text, ha="center", va="center", fontsize=fontsize)
+
+  def arrow(start, end, color="black", **kw):
+    ax.annotate(
+      "",
+      xy=end,
+      xytext=start,
+      arrowprops={"arrowstyle": "->", "color": color, **kw},
+    )
+
+  for k, (name, kind) in enumerate(chain):
+    x = k * step
+    if kind == "merge":
+      ops = architecture.merge[LOCATIONS.index(name)]
+      merge_w = weights.get("merge", {}).get(name, {})
+      ranked = sorted(ops, key=lambda op: -merge_w.get(op, 0.0))
+      lines = [
+        f"{op} {merge_w[op]:.2f}" if op in merge_w and len(ops) > 1 else op
+        for op in ranked
+      ]
+      face = "#eeeeee" if ops == ("noop",) else "#cfe2ff"
+      small = len(ops) > 1
+      box(
+        name,
+        "\n".join([f"@{name}", *lines]),
+        x,
+        0.0,
+        face,
+        fontsize=6.5 if small else 8.0,
+      )
+    else:  # keyed apart from the merge location of the same name
+      box(f"layer:{name}", name, x, 0.0, "#fff4d6")
+    if k:
+      arrow((x - step + box_w / 2, 0.0), (x - box_w / 2, 0.0))
+
+  # Action/state into the merges (below the chain).
+  box(
+    "action",
+    "action+state\n(9)",
+    pos[LOCATIONS[2]][0],
+    -3.0,
+    "#d9f2d9",
+    h=0.75,
+  )
+  for location, ops in zip(LOCATIONS, architecture.merge, strict=True):
+    if ops != ("noop",):
+      arrow(
+        pos["action"], (pos[location][0], -box_h / 2), "tab:blue", alpha=0.7
+      )
+
+  # Attention sources off the chain, in a lane above it.
+  lane_y = 3.2
+  box(
+    "action_attn",
+    "action+state\n(attention)",
+    pos["layer:conv1\n6x6 /2"][0],
+    lane_y,
+    "#d9f2d9",
+    h=0.75,
+  )
+  if architecture.dilated:
+    pool2_x = pos["layer:pool2"][0]
+    for name, anchor in zip(
+      DILATED, ("layer:pool1", "layer:block 1\n5x5 convs"), strict=True
+    ):
+      box(
+        name,
+        f"3x3 conv\ndilation {name[-1]}",
+        pos[anchor][0],
+        lane_y,
+        "#f2d9f2",
+        h=0.75,
+      )
+      arrow((pool2_x, box_h / 2), (pos[name][0], lane_y - 0.375), "gray")
+
+  def bezier(p0, p1, rad, t):  # the curve of matplotlib's "arc3,rad=..."
+    (x1, y1), (x2, y2) = p0, p1
+    cx = (x1 + x2) / 2 + rad * (y2 - y1)
+    cy = (y1 + y2) / 2 - rad * (x2 - x1)
+    return (
+      (1 - t) ** 2 * x1 + 2 * (1 - t) * t * cx + t**2 * x2,
+      (1 - t) ** 2 * y1 + 2 * (1 - t) * t * cy + t**2 * y2,
+    )
+
+  attention = weights.get("attention", {})
+  for i, location in enumerate(LOCATIONS):
+    candidates, learned = _attention_edges(architecture, i)
+    shown = []
+    for v in candidates:
+      w = attention.get(location, {}).get(v)
+      if not (learned and w is not None and w <= 0.5):
+        shown.append((v, w))
+    tx, _ = pos[location]
+    for n, (v, w) in enumerate(shown):
+      label = "" if w is None else f"{w:.2f}"
+      if v == location:
+        ax.text(
+          tx + box_w / 2 + 0.05,
+          box_h / 2 + 0.05,
+          f"self {label}",
+          color="tab:red",
+          fontsize=7,
+          ha="left",
+          va="bottom",
+        )
+        continue
+      # Spread arrival points over the top edge of the target.
+      end = (tx - 0.45 + 0.9 * (n + 0.5) / len(shown), box_h / 2)
+      if v in LOCATIONS:
+        start, rad, t = (pos[v][0] + 0.3, box_h / 2), -0.35, 0.5
+      else:
+        source = "action_attn" if v == "action" else v
+        start, rad, t = (pos[source][0] + 0.3, lane_y - 0.375), -0.15, 0.8
+      ax.annotate(
+        "",
+        xy=end,
+        xytext=start,
+        arrowprops={
+          "arrowstyle": "->",
+          "color": "tab:red",
+          "lw": 0.6 + 1.5 * (w if w is not None else 0.5),
+          "connectionstyle": f"arc3,rad={rad}",
+          "alpha": 0.8,
+        },
+      )
+      if label:
+        lx, ly = bezier(start, end, rad, t)
+        ax.text(
+          lx,
+          ly + 0.08,
+          label,
+          color="tab:red",
+          ha="center",
+          va="bottom",
+          fontsize=7,
+        )
+  ax.set_xlim(-1.0, (len(chain) - 1) * step + 1.0)
+  ax.set_ylim(-3.8, 5.0)
+  ax.set_aspect("equal")
+  ax.axis("off")
+  ax.set_title(
+    f"attention={architecture.attention}, dilated={architecture.dilated}   "
+    "(blue: action merge, red: peer attention)",
+    fontsize=10,
+  )
+  fig.savefig(path, dpi=110, bbox_inches="tight")

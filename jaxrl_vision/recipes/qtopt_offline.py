@@ -1,0 +1,164 @@
+"""QT-Opt on a fixed offline dataset, for any Visionary architecture.
+
+One training run of the Visionary protocol (spec B1.1, B1.5): the
+grasping Q-function of `networks.visionary` with the architecture named in
+`network.architecture` (a preset name or an `architecture.json` dump),
+trained by `agents.qtopt` on the episodes in `dataset.path`, evaluated
+greedily (CEM) in fresh MJX worlds. `experiments/visionary.py` chains such
+runs into search -> derive -> retrain, and the baseline.
+"""
+
+import json
+
+import ml_collections
+import optax
+
+from jaxrl_vision import recipes
+from jaxrl_vision import train
+from jaxrl_vision import validation as v
+from jaxrl_vision.agents.qtopt import agent as qtopt
+from jaxrl_vision.data import episode_store
+from jaxrl_vision.data import offline
+from jaxrl_vision.envs import registry as env_registry
+from jaxrl_vision.networks import visionary
+
+PRESETS = {
+  "search": visionary.search_architecture,
+  "baseline": visionary.baseline_architecture,
+  "supernet_only": visionary.supernet_only_architecture,
+  "attention_only": visionary.attention_only_architecture,
+}
+
+
+def architecture(name_or_json: str) -> visionary.Architecture:
+  """A preset (`search`, `baseline`, ...) or an architecture JSON string."""
+  if name_or_json in PRESETS:
+    return PRESETS[name_or_json]()
+  try:
+    data = json.loads(name_or_json)
+  except json.JSONDecodeError as e:
+    raise ValueError(
+      f"not a preset ({', '.join(sorted(PRESETS))}) nor architecture JSON: "
+      f"{name_or_json[:80]!r}"
+    ) from e
+  return visionary.architecture_from_json(data)
+
+
+def make_env(config: ml_collections.ConfigDict):
+  return env_registry.make_env(config.task.name, **config.task.params)
+
+
+def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
+  if num_devices != 1:
+    raise v.ConfigError(
+      "distributed.num_devices",
+      num_devices,
+      "qtopt_offline trains on one device for now; set it to 1",
+    )
+  v.one_of(config, "task.name", ("grasp", "stack"))
+  env = env_registry.make_env(
+    config.task.name,
+    **v.kwargs_for(
+      config, "task.params", env_registry.get_env_factory(config.task.name)
+    ),
+  )
+  v.one_of(config, "network.trunk", visionary.TRUNKS)
+  try:
+    arch = architecture(config.network.architecture)
+    visionary.make_q_function(config.network.trunk, arch, env.spec.obs_shape[0])
+  except ValueError as e:
+    raise v.ConfigError(
+      "network.architecture", config.network.architecture[:80], str(e)
+    ) from e
+  agent = config.agent
+  v.number_in(config, "agent.learning_rate", 0, 1, low_open=True)
+  v.number_in(config, "agent.momentum", 0, 1, high_open=True)
+  v.number_in(config, "agent.gamma", 0, 1)
+  v.number_in(config, "agent.polyak_decay", 0, 1)
+  v.positive_int(config, "agent.lag_every")
+  v.number_in(config, "agent.l2_scale", 0, 1)
+  for prefix in ("cem", "target_cem"):
+    samples = v.positive_int(config, f"agent.{prefix}_samples")
+    elites = v.positive_int(config, f"agent.{prefix}_elites")
+    v.positive_int(config, f"agent.{prefix}_iterations")
+    if elites > samples:
+      raise v.ConfigError(
+        f"agent.{prefix}_elites",
+        elites,
+        f"must be <= agent.{prefix}_samples ({samples})",
+      )
+    if samples < 2:
+      raise v.ConfigError(
+        f"agent.{prefix}_samples", samples, "needs >= 2 (open and close)"
+      )
+  del agent
+  v.positive_int(config, "train.batch_size")
+  v.positive_int(config, "train.num_iterations")
+  v.positive_int(config, "train.num_updates_per_iteration")
+  v.positive_int(config, "eval.num_episodes")
+  if not config.dataset.path:
+    raise v.ConfigError("dataset.path", "", "name a dataset directory")
+
+
+def load_dataset(config: ml_collections.ConfigDict, env) -> offline.Episodes:
+  """The episodes in `dataset.path`, verified against their manifest."""
+  episodes, _ = episode_store.read(
+    config.dataset.path, offline.episodes_structure(env)
+  )
+  return episodes
+
+
+def make_agent(config: ml_collections.ConfigDict, q_function):
+  a = config.agent
+  optimizer = optax.sgd(a.learning_rate, momentum=a.momentum)
+  return qtopt.make_qtopt(
+    q_function,
+    optimizer=optimizer,
+    gamma=a.gamma,
+    polyak_decay=a.polyak_decay,
+    lag_every=a.lag_every,
+    l2_scale=a.l2_scale,
+    is_arch_param=visionary.is_arch_param,
+    cem_iterations=a.cem_iterations,
+    cem_samples=a.cem_samples,
+    cem_elites=a.cem_elites,
+    target_cem_iterations=a.target_cem_iterations,
+    target_cem_samples=a.target_cem_samples,
+    target_cem_elites=a.target_cem_elites,
+  )
+
+
+def make_q_function(config: ml_collections.ConfigDict, env):
+  return visionary.make_q_function(
+    config.network.trunk,
+    architecture(config.network.architecture),
+    env.spec.obs_shape[0],
+  )
+
+
+def make_train(
+  config: ml_collections.ConfigDict,
+  axis_name: str | None = None,
+  num_devices: int = 1,
+) -> train.Trainer:
+  del axis_name, num_devices  # one device (see validate)
+  env = make_env(config)
+  agent = make_agent(config, make_q_function(config, env))
+  return train.make_offline_train(
+    env,
+    env.init_model(),
+    agent,
+    load_dataset(config, env),
+    batch_size=config.train.batch_size,
+    num_updates_per_iteration=config.train.num_updates_per_iteration,
+    num_iterations=config.train.num_iterations,
+    num_eval_episodes=config.eval.num_episodes,
+  )
+
+
+def make_recipe() -> recipes.Recipe:
+  return recipes.Recipe(
+    validate=validate,
+    make_train=make_train,
+    main_metrics=("learner/loss", "eval/success"),
+  )
