@@ -195,8 +195,16 @@ def run(
     nonlocal compile_s
     if length not in chunks:
       t = time.time()
-      fn = jax.jit(train_lib.make_chunk(trainer.step, length), donate_argnums=0)
-      chunks[length] = fn.lower(state).compile()
+      if trainer.host_loop:
+        if "step" not in chunks:
+          step = jax.jit(trainer.step, donate_argnums=0)
+          chunks["step"] = step.lower(state).compile()
+        chunks[length] = train_lib.make_host_chunk(chunks["step"], length)
+      else:
+        fn = jax.jit(
+          train_lib.make_chunk(trainer.step, length), donate_argnums=0
+        )
+        chunks[length] = fn.lower(state).compile()
       compile_s += time.time() - t
     return chunks[length]
 

@@ -217,7 +217,8 @@ def plot_curves(path, curves, references) -> None:
       ax.fill_between(
         steps, mean - std, mean + std, alpha=0.2, color=colours[name]
       )
-  for (label, value), style in zip(references.items(), ("--", ":", "-.")):
+  styles = ("--", ":", "-.")
+  for (label, value), style in zip(references.items(), styles, strict=False):
     ax.axhline(100 * value, ls=style, lw=1, c="k", alpha=0.6, label=label)
   ax.set_xlabel("training iteration")
   ax.set_ylabel("eval success (%)")

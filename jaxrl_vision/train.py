@@ -49,6 +49,11 @@ class Trainer(NamedTuple):
   evaluate: Callable[[Any, jax.Array], types.Metrics]  # (agent state, key)
   num_iterations: int
   env_steps_per_iteration: int  # per device
+  # Run a chunk's steps from the host (one compiled step, called `length`
+  # times) instead of as one `lax.scan`. XLA:CPU (jax 0.10.2) runs the
+  # QT-Opt conv nets ~10x slower inside a while loop than outside one
+  # (measured: 1.6 s vs 0.16 s per update), so the offline trainer opts in.
+  host_loop: bool = False
 
 
 def make_off_policy_train(
@@ -228,17 +233,21 @@ def make_offline_train(
   def step(state: TrainState) -> tuple[TrainState, types.Metrics]:
     def update(agent_state, key):
       batch = sample(state.buffer.episodes, state.buffer.index, key)
+      # Materialise the batch: without the barrier XLA:CPU fuses the image
+      # gather into the network's first consumers and redoes it per use
+      # (20x slower steps, measured).
+      batch = jax.lax.optimization_barrier(batch)
       agent_state, metrics = agent.update(agent_state, batch)
       metrics = {f"sum/learner/{k}": v for k, v in metrics.items()}
       return agent_state, dict(metrics, **{"count/learner": jnp.float32(1)})
 
     key, data_key = jax.random.split(state.key)
-    agent_state, metrics = jax.lax.scan(
-      update,
-      state.agent,
-      jax.random.split(data_key, num_updates_per_iteration),
-    )
-    metrics = jax.tree.map(jnp.sum, metrics)
+    agent_state, totals = state.agent, []
+    # A Python loop, not a scan: see `Trainer.host_loop`.
+    for update_key in jax.random.split(data_key, num_updates_per_iteration):
+      agent_state, metrics = update(agent_state, update_key)
+      totals.append(metrics)
+    metrics = jax.tree.map(lambda *xs: sum(xs), *totals)
     return state._replace(
       agent=agent_state, key=key, iteration=state.iteration + 1
     ), metrics
@@ -249,6 +258,7 @@ def make_offline_train(
     evaluate=make_evaluate(env, model, agent, num_eval_episodes),
     num_iterations=num_iterations,
     env_steps_per_iteration=0,
+    host_loop=True,
   )
 
 
@@ -347,6 +357,33 @@ def make_chunk(
     )  # [length]
     first_bad = jnp.where(jnp.all(finite), -1, jnp.argmin(finite))
     totals = reduce_metrics(jax.tree.map(jnp.sum, metrics))
+    return state, dict(totals, first_nonfinite=first_bad.astype(jnp.int32))
+
+  return chunk
+
+
+def make_host_chunk(
+  step: Callable[[TrainState], tuple[TrainState, types.Metrics]],
+  length: int,
+) -> Callable[[TrainState], tuple[TrainState, types.Metrics]]:
+  """`make_chunk`'s contract with the steps called from the host.
+
+  `step` is a compiled step (e.g. `jax.jit(trainer.step).lower(s).compile()`).
+  Metrics stay on device until the end of the chunk, then reduce exactly as
+  in `make_chunk`, `first_nonfinite` included.
+  """
+
+  def chunk(state: TrainState):
+    history = []
+    for _ in range(length):
+      state, metrics = step(state)
+      history.append(metrics)
+    stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *history)
+    finite = jnp.all(
+      jnp.stack([jnp.isfinite(v) for v in stacked.values()]), axis=0
+    )
+    first_bad = jnp.where(jnp.all(finite), -1, jnp.argmin(finite))
+    totals = reduce_metrics(jax.tree.map(lambda x: jnp.sum(x, 0), stacked))
     return state, dict(totals, first_nonfinite=first_bad.astype(jnp.int32))
 
   return chunk

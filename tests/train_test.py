@@ -126,6 +126,14 @@ class MakeChunkTest(chex.TestCase):
 
     chunk = self.variant(train.make_chunk(step, length=5))
     state, metrics = chunk(jnp.int32(0))
+    # The host-loop chunk (Trainer.host_loop) keeps the same contract.
+    host_state, host_metrics = train.make_host_chunk(jax.jit(step), 5)(
+      jnp.int32(0)
+    )
+    self.assertEqual(int(host_state), 5)
+    chex.assert_trees_all_equal(
+      jax.device_get(host_metrics), jax.device_get(metrics)
+    )
     self.assertEqual(int(state), 5)
     self.assertEqual(int(metrics["first_nonfinite"]), expected)
     self.assertEqual(metrics["first_nonfinite"].dtype, jnp.int32)

@@ -71,6 +71,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
       "network.architecture", config.network.architecture[:80], str(e)
     ) from e
   agent = config.agent
+  v.one_of(config, "agent.optimizer", ("sgd", "adam"))
   v.number_in(config, "agent.learning_rate", 0, 1, low_open=True)
   v.number_in(config, "agent.momentum", 0, 1, high_open=True)
   v.number_in(config, "agent.gamma", 0, 1)
@@ -110,7 +111,10 @@ def load_dataset(config: ml_collections.ConfigDict, env) -> offline.Episodes:
 
 def make_agent(config: ml_collections.ConfigDict, q_function):
   a = config.agent
-  optimizer = optax.sgd(a.learning_rate, momentum=a.momentum)
+  if a.optimizer == "sgd":  # the paper's (spec B1.5)
+    optimizer = optax.sgd(a.learning_rate, momentum=a.momentum)
+  else:
+    optimizer = optax.adam(a.learning_rate)
   return qtopt.make_qtopt(
     q_function,
     optimizer=optimizer,

@@ -515,13 +515,20 @@ def add_noise(action: jax.Array, key: jax.Array, scale: float) -> jax.Array:
 
 
 def random_action(key: jax.Array) -> jax.Array:
-  """A uniformly random action [7]: T, a yaw in +-0.25 rad, random scores."""
+  """A uniformly random action [7]: T, a yaw in +-0.25 rad, and a one-hot
+  (open, close) command drawn by a coin flip.
+
+  The gripper command is one-hot like the expert's and the CEM's, so that
+  in a dataset mixing policies the action's format never tells them apart
+  (a learner could otherwise score actions by their format, not their
+  effect).
+  """
   t_key, yaw_key, grip_key = jax.random.split(key, 3)
   t = jax.random.uniform(t_key, (3,), minval=-1.0, maxval=1.0)
   dyaw = jax.random.uniform(yaw_key, (), minval=-MAX_YAW, maxval=MAX_YAW)
-  grip = jax.random.uniform(grip_key, (2,))
+  close = jax.random.bernoulli(grip_key).astype(jnp.float32)
   return jnp.concatenate(
-    [t, jnp.stack([jnp.sin(dyaw), jnp.cos(dyaw)]), grip]
+    [t, jnp.stack([jnp.sin(dyaw), jnp.cos(dyaw), 1.0 - close, close])]
   ).astype(jnp.float32)
 
 

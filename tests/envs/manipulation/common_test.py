@@ -112,8 +112,10 @@ class HelpersTest(chex.TestCase):
     self.assertTrue(np.all(np.abs(actions[:, :3]) <= 1.0))
     dyaw = np.arctan2(actions[:, 3], actions[:, 4])
     self.assertTrue(np.all(np.abs(dyaw) <= common.MAX_YAW + 1e-6))
-    # Open or close is a coin flip.
+    # Open or close is a coin flip, one-hot like the expert's commands.
     self.assertBetween(float(np.mean(actions[:, 6] > actions[:, 5])), 0.3, 0.7)
+    np.testing.assert_array_equal(actions[:, 5] + actions[:, 6], 1.0)
+    self.assertTrue(np.all((actions[:, 6] == 0) | (actions[:, 6] == 1)))
 
   @parameterized.named_parameters(
     ("red", [0.0, 1.0, 1.0], [1.0, 0.0, 0.0]),
