@@ -48,7 +48,9 @@ class VisionarySmokeTest(absltest.TestCase):
     self.assertIn(test["df"], (2, None))
     self.assertEqual(summary["dataset"]["episodes"], 16)
     self.assertIn("expert", summary["dataset"]["policy_success"])
-    self.assertIn("search_weights", json.load(open(self.path("architecture.json"))))
+    self.assertIn(
+      "search_weights", json.load(open(self.path("architecture.json")))
+    )
     for png in ("architecture.png", "learning_curves.png"):
       self.assertGreater(os.path.getsize(self.path(png)), 5000)
     # The retrained runs use the derived architecture, the baseline its own.
