@@ -15,7 +15,6 @@ from absl import logging
 from ml_collections import config_flags
 
 from experiments import datasets
-from jaxrl_vision.data import episode_store
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "Dataset config file.", lock_config=True
@@ -32,12 +31,7 @@ def main(argv):
   except ValueError as e:
     sys.exit(f"error: {e}")
   episodes = datasets.collect(config)
-  manifest = episode_store.write(
-    _OUT.value,
-    episodes,
-    {"config": config.to_dict()},
-    config.episodes_per_shard,
-  )
+  manifest = datasets.write(config, _OUT.value, episodes)
   for name, rate in datasets.policy_success(episodes).items():
     count = int(np.sum(episodes.policy == datasets.POLICIES.index(name)))
     print(f"{name:6s} episodes {count:5d}  success {rate:.3f}")

@@ -78,20 +78,21 @@ def policy_success(episodes: offline.Episodes) -> dict[str, float]:
   return out
 
 
+def write(config, directory: str, episodes: offline.Episodes) -> dict:
+  """Writes `episodes` with the config in the manifest; returns it."""
+  return episode_store.write(
+    directory, episodes, {"config": config.to_dict()}, config.episodes_per_shard
+  )
+
+
 def load_or_collect(config, directory: str, log=print):
-  """(episodes, manifest): the dataset in `directory`, collected first if
-  absent. A dataset written from another config raises DatasetError, as
-  does a damaged one (see `episode_store.read`)."""
+  """(episodes, manifest): the dataset in `directory`, collected and written
+  first if absent. A dataset written from another config raises
+  DatasetError, as does a damaged one (see `episode_store.read`)."""
   task = make_task(config)
-  manifest_path = os.path.join(directory, episode_store.MANIFEST)
-  if not os.path.exists(manifest_path):
+  if not os.path.exists(os.path.join(directory, episode_store.MANIFEST)):
     episodes = collect(config, log)
-    episode_store.write(
-      directory,
-      episodes,
-      {"config": config.to_dict()},
-      config.episodes_per_shard,
-    )
+    return episodes, write(config, directory, episodes)
   episodes, manifest = episode_store.read(
     directory, offline.episodes_structure(task.env)
   )

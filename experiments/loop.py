@@ -190,16 +190,16 @@ def run(
   steps_per_iteration = trainer.env_steps_per_iteration * num_devices
 
   chunks: dict[int, Any] = {}
+  step = None  # the compiled step, when the trainer runs chunks from the host
 
   def compiled_chunk(length):
-    nonlocal compile_s
+    nonlocal compile_s, step
     if length not in chunks:
       t = time.time()
       if trainer.host_loop:
-        if "step" not in chunks:
-          step = jax.jit(trainer.step, donate_argnums=0)
-          chunks["step"] = step.lower(state).compile()
-        chunks[length] = train_lib.make_host_chunk(chunks["step"], length)
+        if step is None:
+          step = jax.jit(trainer.step, donate_argnums=0).lower(state).compile()
+        chunks[length] = train_lib.make_host_chunk(step, length)
       else:
         fn = jax.jit(
           train_lib.make_chunk(trainer.step, length), donate_argnums=0

@@ -95,8 +95,7 @@ def phase_config(
 
 def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   """Raises ConfigError before anything compiles."""
-  seeds = v.positive_int(config, "num_seeds")
-  del seeds
+  v.positive_int(config, "num_seeds")
   v.one_of(config, "search.architecture", SEARCH_SPACES)
   search_iterations = v.positive_int(config, "search.num_iterations")
   if search_iterations % config.train.log_every:
@@ -360,16 +359,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     "paper_table_1": PAPER,
     "wall_s": round(time.time() - start, 1),
   }
-  summary = json.loads(json.dumps(summary, default=_json_default))
   rundir.write_json(os.path.join(workdir, "summary.json"), summary)
   _print(summary)
   return summary
-
-
-def _json_default(x):
-  if isinstance(x, np.generic):
-    return x.item()
-  raise TypeError(f"not JSON: {type(x)}")
 
 
 def _print(summary) -> None:

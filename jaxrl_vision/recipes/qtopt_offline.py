@@ -71,7 +71,6 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
     raise v.ConfigError(
       "network.architecture", config.network.architecture[:80], str(e)
     ) from e
-  agent = config.agent
   v.one_of(config, "agent.optimizer", ("sgd", "adam"))
   v.number_in(config, "agent.learning_rate", 0, 1, low_open=True)
   v.number_in(
@@ -101,7 +100,6 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
       raise v.ConfigError(
         f"agent.{prefix}_samples", samples, "needs >= 2 (open and close)"
       )
-  del agent
   v.positive_int(config, "train.batch_size")
   v.positive_int(config, "train.num_iterations")
   v.positive_int(config, "train.num_updates_per_iteration")

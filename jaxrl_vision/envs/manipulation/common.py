@@ -15,6 +15,7 @@ Action (float32 [7], shared by all tasks, spec B1.1):
   a[5:7]  (open, close) scores: the fingers close when close > open.
 """
 
+import inspect
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -676,16 +677,34 @@ def randomize_world(
 # --- Episode state and task assembly ---------------------------------------
 
 
-def initial_physics(
-  data: mjx.Data,
-  object_rgb: jax.Array,
+def reset_state(
+  model: mjx.Model,
+  layout: Layout,
+  camera: render.Camera,
   key: jax.Array,
+  object_rgb: Callable[[jax.Array], jax.Array],
+  *,
+  extent: float,
+  jitter: float,
+  settle_substeps: int,
   randomize_lighting: bool,
   randomize_camera: bool,
-) -> ManipPhysics:
-  """The physics part of a fresh episode: step 0, gripper open, this
-  episode's colours, and (if asked) a random light and camera jitter."""
-  light_key, camera_key = jax.random.split(key)
+  metric_names: tuple[str, ...],
+) -> types.EnvState:
+  """A fresh episode, shared by every task's `reset`.
+
+  The gripper starts open at a random x-y 10 cm up, objects rest in random
+  grid cells (`place_objects(extent, jitter)`), `object_rgb(key) -> [N, 3]`
+  draws this episode's colours, and (if asked) the light and the camera
+  jitter are drawn too. Reward 0, not done, every metric 0.
+  """
+  place_key, grip_key, color_key, light_key, camera_key = jax.random.split(
+    key, 5
+  )
+  qpos = model.qpos0.at[:NUM_GRIPPER_DOF].set(gripper_start_qpos(grip_key))
+  qpos = place_objects(
+    model, layout, qpos, place_key, extent=extent, jitter=jitter
+  )
   if randomize_lighting:
     lighting = random_lighting(light_key)
   else:
@@ -694,15 +713,24 @@ def initial_physics(
     shift, rot = random_camera_jitter(camera_key)
   else:
     shift, rot = no_camera_jitter()
-  return ManipPhysics(
-    data=data,
+  physics = ManipPhysics(
+    data=reset_data(model, qpos, settle_substeps),
     t=jnp.int32(0),
     gripper_closed=jnp.float32(0),
-    object_rgb=object_rgb,
+    object_rgb=object_rgb(color_key),
     lighting=lighting,
     stable_steps=jnp.int32(0),
     camera_shift=shift,
     camera_rot=rot,
+  )
+  return types.EnvState(
+    physics=physics,
+    obs=observe(camera, layout, model, physics),
+    reward=jnp.float32(0),
+    terminated=jnp.bool_(False),
+    truncated=jnp.bool_(False),
+    metrics={name: jnp.float32(0) for name in metric_names},
+    info={},
   )
 
 
@@ -711,13 +739,23 @@ def make_task(
   reset: Callable[..., types.EnvState],
   step: Callable[..., types.EnvState],
   expert_action: Callable[..., jax.Array],
-  randomize_model: Callable[..., tuple[mjx.Model, mjx.Model]],
   mj_model: mujoco.MjModel,
   layout: Layout,
   image_size: int,
   episode_length: int,
+  sample_sizes: Callable[[jax.Array], jax.Array] | None = None,
 ) -> ManipulationTask:
-  """Assembles a `ManipulationTask` around a task's pure functions."""
+  """Assembles a `ManipulationTask` around a task's pure functions.
+
+  `randomize_model` is `randomize_world` with this task's `sample_sizes`
+  (None: object sizes stay as modelled).
+  """
+
+  def randomize_model(
+    model: mjx.Model, key: jax.Array, num_worlds: int
+  ) -> tuple[mjx.Model, mjx.Model]:
+    return randomize_world(model, layout, key, num_worlds, sample_sizes)
+
   spec = types.EnvSpec(
     obs_shape=(image_size, image_size, 3),
     obs_dtype=jnp.uint8,
@@ -738,6 +776,20 @@ def make_task(
     mj_model=mj_model,
     layout=layout,
   )
+
+
+def env_factory(make_task_fn: Callable[..., ManipulationTask]):
+  """`make(**kwargs) -> Env` for the env registry, with `make_task_fn`'s
+  keywords as its signature (config validation reads them)."""
+
+  def make(**kwargs) -> types.Env:
+    return make_task_fn(**kwargs).env
+
+  make.__signature__ = inspect.signature(make_task_fn).replace(
+    return_annotation=types.Env
+  )
+  make.__doc__ = f"The `Env` of `{make_task_fn.__name__}` alone."
+  return make
 
 
 # --- Rollouts --------------------------------------------------------------

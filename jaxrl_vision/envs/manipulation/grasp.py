@@ -32,7 +32,6 @@ world by `randomize_model` and vmapped over with the returned in_axes.
 """
 
 import functools
-import inspect
 
 import jax
 import jax.numpy as jnp
@@ -122,29 +121,18 @@ def make_grasp_task(
     return jnp.any(fingers.all(-1))
 
   def reset(model: mjx.Model, key: jax.Array) -> types.EnvState:
-    place_key, grip_key, color_key, look_key = jax.random.split(key, 4)
-    qpos = model.qpos0.at[: common.NUM_GRIPPER_DOF].set(
-      common.gripper_start_qpos(grip_key)
-    )
-    qpos = common.place_objects(
-      model, layout, qpos, place_key, extent=extent, jitter=jitter
-    )
-    data = common.reset_data(model, qpos, settle_substeps)
-    physics = common.initial_physics(
-      data,
-      common.random_colors(color_key, num_objects, hue_range),
-      look_key,
-      randomize_lighting,
-      randomize_camera,
-    )
-    return types.EnvState(
-      physics=physics,
-      obs=common.observe(camera, layout, model, physics),
-      reward=jnp.float32(0),
-      terminated=jnp.bool_(False),
-      truncated=jnp.bool_(False),
-      metrics={"success": jnp.float32(0), "grasped": jnp.float32(0)},
-      info={},
+    return common.reset_state(
+      model,
+      layout,
+      camera,
+      key,
+      lambda k: common.random_colors(k, num_objects, hue_range),
+      extent=extent,
+      jitter=jitter,
+      settle_substeps=settle_substeps,
+      randomize_lighting=randomize_lighting,
+      randomize_camera=randomize_camera,
+      metric_names=("success", "grasped"),
     )
 
   def step(
@@ -226,31 +214,16 @@ def make_grasp_task(
       ]
     )
 
-  def randomize_model(
-    model: mjx.Model, key: jax.Array, num_worlds: int
-  ) -> tuple[mjx.Model, mjx.Model]:
-    """Per-world object sizes (spec C.2 ranges), masses x[0.5, 2] and
-    friction x[0.5, 1.5]; see `common.randomize_world`."""
-    return common.randomize_world(model, layout, key, num_worlds, sample_sizes)
-
   return common.make_task(
     reset=reset,
     step=step,
     expert_action=expert_action,
-    randomize_model=randomize_model,
     mj_model=mj_model,
     layout=layout,
     image_size=image_size,
     episode_length=episode_length,
+    sample_sizes=sample_sizes,  # per-world sizes (spec C.2 ranges)
   )
 
 
-def make_grasp(**kwargs) -> types.Env:
-  """The grasp `Env` alone (for the env registry); see `make_grasp_task`."""
-  return make_grasp_task(**kwargs).env
-
-
-# Config validation (`validation.kwargs_for`) reads the task's keywords.
-make_grasp.__signature__ = inspect.signature(make_grasp_task).replace(
-  return_annotation=types.Env
-)
+make_grasp = common.env_factory(make_grasp_task)

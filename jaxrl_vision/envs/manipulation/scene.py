@@ -118,6 +118,17 @@ def _gripper() -> str:
   arm = f'damping="{ARM_DAMPING}" armature="0.05"'
   finger = f'damping="{FINGER_DAMPING}" armature="0.02"'
   palm_z = 2 * fz + PALM_HALF[2]
+  fingers = "".join(
+    f"""
+      <body name="finger_{side}" gravcomp="1">
+        <joint name="finger_{side}" type="slide" axis="{sign} 0 0"
+          range="0 {FINGER_OPEN}" {finger}/>
+        <geom name="finger_{side}" type="box" size="{fx} {fy} {fz}"
+          pos="{sign * fx} 0 {fz}" mass="0.05" friction="1.5 0.005 0.0001"
+          rgba="0.8 0.8 0.85 1" {_FINGER}/>
+      </body>"""
+    for side, sign in (("left", 1), ("right", -1))
+  )
   return f"""
     <body name="gripper" gravcomp="1">
       <joint name="x" type="slide" axis="1 0 0" range="{lo[0]} {hi[0]}" {arm}/>
@@ -129,21 +140,7 @@ def _gripper() -> str:
       <geom name="palm" type="box" size="{_fmt(PALM_HALF)}" pos="0 0 {palm_z}"
         mass="0.3" rgba="0.25 0.25 0.3 1" {_VISUAL}/>
       <site name="grasp" pos="0 0 0.02"/>
-      <body name="finger_left" gravcomp="1">
-        <joint name="finger_left" type="slide" axis="1 0 0"
-          range="0 {FINGER_OPEN}" {finger}/>
-        <geom name="finger_left" type="box" size="{fx} {fy} {fz}"
-          pos="{fx} 0 {fz}" mass="0.05" friction="1.5 0.005 0.0001"
-          rgba="0.8 0.8 0.85 1" {_FINGER}/>
-      </body>
-      <body name="finger_right" gravcomp="1">
-        <joint name="finger_right" type="slide" axis="-1 0 0"
-          range="0 {FINGER_OPEN}" {finger}/>
-        <geom name="finger_right" type="box" size="{fx} {fy} {fz}"
-          pos="{-fx} 0 {fz}" mass="0.05" friction="1.5 0.005 0.0001"
-          rgba="0.8 0.8 0.85 1" {_FINGER}/>
-      </body>
-    </body>"""
+{fingers}    </body>"""
 
 
 def _actuators() -> str:

@@ -14,12 +14,13 @@ gripper is the one of the grasp task and so are the observation and action
            (`truncated`: the blocks can still be stacked, so a learner should
            bootstrap from the final observation).
 
+`randomize_model` draws per-world cube masses x[0.5, 2] and friction
+x[0.5, 1.5] (`common.randomize_world`); the cubes stay 4 cm.
+
 Cube colours are drawn per episode in `reset` (hues half of `hue_range`
 apart, so the two cubes always differ); the expert always puts cube 0 on
 cube 1, so learners must tell them apart by colour.
 """
-
-import inspect
 
 import jax
 import jax.numpy as jnp
@@ -96,35 +97,30 @@ def make_stack_task(
       result |= on
     return result & slow & released
 
-  def reset(model: mjx.Model, key: jax.Array) -> types.EnvState:
-    place_key, grip_key, color_key, look_key = jax.random.split(key, 4)
-    qpos = model.qpos0.at[: common.NUM_GRIPPER_DOF].set(
-      common.gripper_start_qpos(grip_key)
-    )
-    # Cells 12 cm apart with +-2 cm jitter: centres within +-8 cm, so the
-    # cubes stay inside a 25x25 cm area and never start touching.
-    qpos = common.place_objects(
-      model, layout, qpos, place_key, extent=0.06, jitter=0.02
-    )
-    data = common.reset_data(model, qpos, settle_substeps)
-    # The second cube's hue is half the range away from the first's.
+  def cube_colors(key: jax.Array) -> jax.Array:
+    """[2, 3]: the second cube's hue is half the range from the first's."""
     lo, hi = hue_range
-    hue = jax.random.uniform(color_key, (), minval=lo, maxval=hi)
+    hue = jax.random.uniform(key, (), minval=lo, maxval=hi)
     hues = jnp.stack([hue, lo + jnp.mod(hue - lo + (hi - lo) / 2, hi - lo)])
-    colors = common.hsv_to_rgb(
+    return common.hsv_to_rgb(
       jnp.stack([jnp.mod(hues, 1.0), jnp.full(2, 0.8), jnp.full(2, 0.9)], -1)
     )
-    physics = common.initial_physics(
-      data, colors, look_key, randomize_lighting, randomize_camera
-    )
-    return types.EnvState(
-      physics=physics,
-      obs=common.observe(camera, layout, model, physics),
-      reward=jnp.float32(0),
-      terminated=jnp.bool_(False),
-      truncated=jnp.bool_(False),
-      metrics={"success": jnp.float32(0), "stacked": jnp.float32(0)},
-      info={},
+
+  def reset(model: mjx.Model, key: jax.Array) -> types.EnvState:
+    # Cells 12 cm apart with +-2 cm jitter: centres within +-8 cm, so the
+    # cubes stay inside a 25x25 cm area and never start touching.
+    return common.reset_state(
+      model,
+      layout,
+      camera,
+      key,
+      cube_colors,
+      extent=0.06,
+      jitter=0.02,
+      settle_substeps=settle_substeps,
+      randomize_lighting=randomize_lighting,
+      randomize_camera=randomize_camera,
+      metric_names=("success", "stacked"),
     )
 
   def step(
@@ -208,18 +204,10 @@ def make_stack_task(
     action = common.make_action(translation, dyaw, close)
     return common.add_noise(action, key, noise_scale)
 
-  def randomize_model(
-    model: mjx.Model, key: jax.Array, num_worlds: int
-  ) -> tuple[mjx.Model, mjx.Model]:
-    """Per-world cube masses x[0.5, 2] (the cubes stay 4 cm, spec C.3) and
-    friction x[0.5, 1.5]; see `common.randomize_world`."""
-    return common.randomize_world(model, layout, key, num_worlds)
-
   return common.make_task(
     reset=reset,
     step=step,
     expert_action=expert_action,
-    randomize_model=randomize_model,
     mj_model=mj_model,
     layout=layout,
     image_size=image_size,
@@ -227,12 +215,4 @@ def make_stack_task(
   )
 
 
-def make_stack(**kwargs) -> types.Env:
-  """The stack `Env` alone (for the env registry); see `make_stack_task`."""
-  return make_stack_task(**kwargs).env
-
-
-# Config validation (`validation.kwargs_for`) reads the task's keywords.
-make_stack.__signature__ = inspect.signature(make_stack_task).replace(
-  return_annotation=types.Env
-)
+make_stack = common.env_factory(make_stack_task)
