@@ -24,6 +24,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.episodes_per_call = 32  # vmapped worlds per jitted collection call
   config.expert_weight = 0.6  # the rest act uniformly at random
   config.expert_noise = 0.1
+  # Probability that an expert episode takes a random action at a step.
+  config.expert_epsilon = 0.0
   config.episodes_per_shard = 128
   if arg == "smoke":
     config.task.params.image_size = 32

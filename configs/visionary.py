@@ -45,6 +45,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     episodes_per_call=32,
     expert_weight=0.5,
     expert_noise=0.1,
+    expert_epsilon=0.0,  # random-action probability per expert step
     episodes_per_shard=128,
   )
   config.network = dict(trunk="grasping_small")
@@ -63,6 +64,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     polyak_decay=0.995,  # paper 0.9999 over 80K steps; scaled to the run
     lag_every=200,  # paper ~6000
     l2_scale=9e-5,
+    # "bellman" (the paper), "bellman_or_return" (raised to the return the
+    # dataset collected from (s, a), a lower bound of Q* here) or "return"
+    # (Monte-Carlo: Q of the data's policy, no bootstrapping).
+    target="bellman",
+    # CQL's regulariser on the logits (0 = off, the paper) and its number of
+    # uniform actions per example.
+    conservative_weight=0.0,
+    conservative_samples=8,
     # Acting (evaluation) CEM: the paper's 2 iterations, half its 64 samples
     # on CPU, where evaluation is CEM-bound (100 episodes x 10 steps).
     cem_iterations=2,

@@ -3,7 +3,8 @@
 Shared by `experiments.collect` (the CLI) and experiments that need a
 dataset (`experiments.visionary`). The dataset config (see
 `configs/grasp_dataset.py`): seed, task {name, params}, num_episodes,
-episodes_per_call, expert_weight, expert_noise, episodes_per_shard.
+episodes_per_call, expert_weight, expert_noise, expert_epsilon,
+episodes_per_shard.
 """
 
 import json
@@ -35,10 +36,20 @@ def make_task(config):
 
 
 def _collector(task, config):
-  noise = config.expert_noise
+  noise, epsilon = config.expert_noise, config.expert_epsilon
 
   def expert(model, state, key):
-    return task.expert_action(model, state, key, noise)
+    """The noisy expert, taking a random action with probability epsilon
+    at each step (it reads its phase from the state, so it recovers)."""
+    expert_key, coin_key, random_key = jax.random.split(key, 3)
+    action = task.expert_action(model, state, expert_key, noise)
+    if epsilon == 0:
+      return action
+    return jax.numpy.where(
+      jax.random.uniform(coin_key) < epsilon,
+      task.random_action(random_key),
+      action,
+    )
 
   def random(model, state, key):
     del model, state

@@ -62,6 +62,7 @@ def dataset_config(
       episodes_per_call=d.episodes_per_call,
       expert_weight=d.expert_weight,
       expert_noise=d.expert_noise,
+      expert_epsilon=d.expert_epsilon,
       episodes_per_shard=d.episodes_per_shard,
     )
   )
@@ -114,6 +115,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
     )
   v.number_in(config, "dataset.expert_weight", 0, 1)
   v.number_in(config, "dataset.expert_noise", 0, float("inf"), high_open=True)
+  v.number_in(config, "dataset.expert_epsilon", 0, 1)
   v.positive_int(config, "dataset.episodes_per_shard")
   for architecture in (config.search.architecture, "baseline"):
     qtopt_offline.validate(

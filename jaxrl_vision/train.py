@@ -198,6 +198,7 @@ def make_offline_train(
   num_updates_per_iteration: int,
   num_iterations: int,
   num_eval_episodes: int,
+  gamma: float | None = None,
 ) -> Trainer:
   """Off-policy RL on a fixed dataset (the Visionary protocol, spec B1.1).
 
@@ -209,8 +210,10 @@ def make_offline_train(
   greedily in fresh worlds.
 
   The agent's `init(key, obs, action)` takes an example batch of both.
+  With `gamma`, batches carry each transition's discounted Monte-Carlo
+  return (`Transition.mc_return`) for agents that use it.
   """
-  sample = offline.make_sampler(batch_size)
+  sample = offline.make_sampler(batch_size, gamma)
   index = offline.transition_index(np.asarray(episodes.length))
   if index.shape[0] == 0:
     raise ValueError("the dataset holds no transitions")

@@ -80,6 +80,10 @@ class Transition(NamedTuple):
   reward_t: jax.Array  # () float32
   discount_t: jax.Array  # () float32: 0 where the episode terminated, else 1
   obs_t: Any  # like obs_tm1: the true successor (pre-reset)
+  # () float32 discounted return from obs_tm1 to the episode's end, where
+  # the data knows it (offline datasets, `offline.make_sampler(gamma=...)`);
+  # None elsewhere.
+  mc_return: Any = None
 
 
 class Buffer(NamedTuple):

@@ -63,6 +63,7 @@ def example_batch(image_size: int, batch: int):
     "image": jnp.zeros((batch, image_size, image_size, 3), jnp.uint8),
     "gripper_closed": jnp.zeros((batch,), jnp.float32),
     "height": jnp.full((batch,), 0.1, jnp.float32),
+    "aperture": jnp.ones((batch,), jnp.float32),
   }
   action = jnp.zeros((batch, 7), jnp.float32).at[:, 4].set(1.0)
   return obs, action

@@ -127,26 +127,56 @@ def transition_index(length: np.ndarray) -> np.ndarray:
   )
 
 
+def discounted_returns(
+  reward: jax.Array, length: jax.Array, gamma: float
+) -> jax.Array:
+  """G[..., t] = sum_{k >= t} gamma^(k - t) r_k over each episode's valid
+  steps (k < length); reward [..., T], length [...]. Padding steps get 0."""
+  valid = jnp.arange(reward.shape[-1]) < length[..., None]
+  reward = jnp.where(valid, reward, 0.0)
+
+  def back(g, r):
+    g = r + gamma * g
+    return g, g
+
+  _, g = jax.lax.scan(
+    back,
+    jnp.zeros(reward.shape[:-1], reward.dtype),
+    jnp.moveaxis(reward, -1, 0),
+    reverse=True,
+  )
+  return jnp.where(valid, jnp.moveaxis(g, 0, -1), 0.0)
+
+
 def make_sampler(
-  batch_size: int,
+  batch_size: int, gamma: float | None = None
 ) -> Callable[[Episodes, jax.Array, jax.Array], types.Transition]:
   """`sample(episodes, index, key) -> Transition` [batch_size, ...].
 
   `index` is `transition_index(episodes.length)` (on device), so sampling is
   uniform over transitions and never crosses an episode's end. The key is the
   data-stream position: keep it in the training state and a resumed run
-  draws the same batches.
+  draws the same batches. With `gamma`, each transition also carries
+  `mc_return`, the discounted return its episode actually collected from
+  o_t on (`discounted_returns`; T rewards per sampled row, no storage).
   """
 
   def sample(episodes: Episodes, index: jax.Array, key: jax.Array):
     rows = jax.random.randint(key, (batch_size,), 0, index.shape[0])
     e, t = index[rows, 0], index[rows, 1]
+    mc_return = None
+    if gamma is not None:
+      returns = discounted_returns(
+        episodes.reward[e], episodes.length[e], gamma
+      )  # [B, T]
+      mc_return = jnp.take_along_axis(returns, t[:, None], axis=1)[:, 0]
     return types.Transition(
       obs_tm1=jax.tree.map(lambda o: o[e, t], episodes.obs),
       action_tm1=episodes.action[e, t],
       reward_t=episodes.reward[e, t],
       discount_t=1.0 - episodes.terminated[e, t].astype(jnp.float32),
       obs_t=jax.tree.map(lambda o: o[e, t + 1], episodes.obs),
+      mc_return=mc_return,
     )
 
   return sample

@@ -86,6 +86,11 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   v.number_in(config, "agent.polyak_decay", 0, 1)
   v.positive_int(config, "agent.lag_every")
   v.number_in(config, "agent.l2_scale", 0, 1)
+  v.one_of(config, "agent.target", qtopt.TARGETS)
+  v.number_in(
+    config, "agent.conservative_weight", 0, float("inf"), high_open=True
+  )
+  v.positive_int(config, "agent.conservative_samples")
   for prefix in ("cem", "target_cem"):
     samples = v.positive_int(config, f"agent.{prefix}_samples")
     elites = v.positive_int(config, f"agent.{prefix}_elites")
@@ -168,6 +173,9 @@ def make_agent(config: ml_collections.ConfigDict, q_function):
     target_cem_iterations=a.target_cem_iterations,
     target_cem_samples=a.target_cem_samples,
     target_cem_elites=a.target_cem_elites,
+    target=a.target,
+    conservative_weight=a.conservative_weight,
+    conservative_samples=a.conservative_samples,
   )
 
 
@@ -196,6 +204,8 @@ def make_train(
     num_updates_per_iteration=config.train.num_updates_per_iteration,
     num_iterations=config.train.num_iterations,
     num_eval_episodes=config.eval.num_episodes,
+    # Monte-Carlo returns in the batches, only for the agent that uses them.
+    gamma=None if config.agent.target == "bellman" else config.agent.gamma,
   )
 
 

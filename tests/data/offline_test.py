@@ -94,6 +94,14 @@ class CollectorTest(absltest.TestCase):
 
 
 class IndexAndSamplerTest(absltest.TestCase):
+  def test_discounted_returns_hand_computed(self):
+    reward = jnp.array([[1.0, 2.0, 3.0, 9.0], [5.0, 9.0, 9.0, 9.0]])
+    returns = offline.discounted_returns(reward, jnp.array([3, 1]), 0.5)
+    # 3; 2 + 0.5 * 3 = 3.5; 1 + 0.5 * 3.5 = 2.75; padding (the 9s) -> 0.
+    np.testing.assert_allclose(
+      returns, [[2.75, 3.5, 3.0, 0.0], [5.0, 0.0, 0.0, 0.0]]
+    )
+
   def test_transition_index_hand_computed(self):
     # lengths 2, 0, 3 -> (0,0) (0,1) (2,0) (2,1) (2,2)
     np.testing.assert_array_equal(
@@ -131,6 +139,15 @@ class IndexAndSamplerTest(absltest.TestCase):
     np.testing.assert_array_equal(batch.discount_t == 0, t == length[e] - 1)
     # All 7 transitions are drawn (uniform over transitions).
     self.assertLen(set(zip(e.tolist(), t.tolist(), strict=True)), 7)
+    self.assertIsNone(batch.mc_return)
+    # With gamma, each transition carries its episode's return from o_t.
+    with_returns = jax.jit(offline.make_sampler(512, gamma=0.5))(
+      episodes, index, jax.random.key(0)
+    )
+    returns = np.asarray(
+      offline.discounted_returns(episodes.reward, episodes.length, 0.5)
+    )
+    np.testing.assert_allclose(with_returns.mc_return, returns[e, t])
 
 
 if __name__ == "__main__":

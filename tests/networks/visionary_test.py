@@ -16,7 +16,7 @@ from jaxrl_vision.networks import visionary as vis
 
 B = 2  # batch
 H, W, C = 3, 4, 5  # a non-square map, so reshapes of H*W are checked
-A = 9  # action (7) + state (2)
+A = vis.ACTION_SIZE + vis.STATE_SIZE  # action (7) + state (3)
 
 
 def _x_a(seed=0):
@@ -56,6 +56,7 @@ def _obs(image_size, batch=B, seed=0):
       jnp.float32
     ),
     "height": jax.random.uniform(k3, (batch,)),
+    "aperture": jax.random.uniform(jax.random.fold_in(k3, 1), (batch,)),
   }
 
 
@@ -199,7 +200,7 @@ class PeerAttentionTest(chex.TestCase):
     self.x, a = _x_a()
     keys = jax.random.split(jax.random.key(3), 2)
     self.pooled = {
-      "action": a,  # [B, 9]: GAP(a) = a
+      "action": a,  # [B, A]: GAP(a) = a
       "pool2": jax.random.normal(keys[0], (B, C)),
       "dilated2": jax.random.normal(keys[1], (B, C)),
     }
@@ -274,7 +275,7 @@ class TrunkShapesTest(chex.TestCase):
     head = params["params"]["head"]
     chex.assert_shape(head["fc1"]["kernel"], (final_side**2 * width, 64))
     chex.assert_shape(
-      head["merge_pool2"]["hadamard"]["gate"]["kernel"], (9, merge_side**2)
+      head["merge_pool2"]["hadamard"]["gate"]["kernel"], (A, merge_side**2)
     )
 
   def test_grasping44_stage_table(self):
@@ -302,7 +303,8 @@ class QFunctionTest(chex.TestCase):
     logits = self.q.apply(self.params, self.obs, self.action)
     chex.assert_shape(logits, (B,))
     chex.assert_tree_all_finite(logits)
-    state = jnp.stack([self.obs["gripper_closed"], self.obs["height"]], -1)
+    state = vis.state_vector(self.obs)
+    chex.assert_shape(state, (B, 3))
     features = self.q.trunk(self.params, self.obs["image"])
     split = self.q.head(self.params, features, state, self.action)
     np.testing.assert_array_equal(logits, split)  # the same ops, eagerly
@@ -314,9 +316,7 @@ class QFunctionTest(chex.TestCase):
     actions = _action(num_samples, seed=7)
     features = self.q.trunk(self.params, obs["image"])
     tiled = jax.tree.map(lambda f: jnp.repeat(f, num_samples, 0), features)
-    state = jnp.tile(
-      jnp.stack([obs["gripper_closed"], obs["height"]], -1), (num_samples, 1)
-    )
+    state = jnp.tile(vis.state_vector(obs), (num_samples, 1))
     logits = self.q.head(self.params, tiled, state, actions)
     repeated = jax.tree.map(lambda x: jnp.repeat(x, num_samples, 0), obs)
     expected = self.q.apply(self.params, repeated, actions)
@@ -454,6 +454,42 @@ class PruningTest(chex.TestCase):
       dilated=dilated_kept,
     )
     self.assertEqual(derived, expected)
+
+  def test_dilated_stride_samples_the_dense_conv(self):
+    # With dilated_stride s the dilated convs' GAP averages the stride-1
+    # conv's outputs on a regular subgrid (same params): GAP stays unbiased.
+    spec = vis.TRUNKS["grasping_tiny"]._replace(dilated_stride=2)
+    trunk = vis._Trunk(spec, True, vis.INIT_SCHEMES["fan_in"])
+    image = _obs(32, batch=2)["image"]
+    params = trunk.init(jax.random.key(3), image)
+    strided = trunk.apply(params, image)
+    dense = trunk.clone(spec=spec._replace(dilated_stride=1))
+    x = dense.apply(params, image)["pool2"]  # [2, n, n, C]
+    n, s = x.shape[1], 2
+    for name, rate in (("dilated2", 2), ("dilated4", 4)):
+      kernel = params["params"][name]
+      y = jax.nn.relu(
+        jax.lax.conv_general_dilated(
+          x,
+          kernel["kernel"],
+          (1, 1),
+          "SAME",
+          rhs_dilation=(rate, rate),
+          dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        )
+        + kernel["bias"]
+      )
+      k_eff = 2 * rate + 1
+      out = -(-n // s)
+      lo_s = max((out - 1) * s + k_eff - n, 0) // 2
+      first = (k_eff - 1) // 2 - lo_s
+      rows = first + s * np.arange(out)
+      self.assertTrue(np.all((rows >= 0) & (rows < n)))
+      expected = y[:, rows][:, :, rows].mean(axis=(1, 2))
+      np.testing.assert_allclose(strided[name], expected, rtol=1e-5, atol=1e-6)
+      self.assertGreater(
+        float(jnp.abs(strided[name] - y.mean(axis=(1, 2))).max()), 0.0
+      )
 
   def test_derived_network_runs_without_arch_params(self):
     derived = vis.derive(self._hand_set(True), self.search)

@@ -15,9 +15,9 @@ CEM samples, so only the action-dependent head is evaluated per sample.
 The Q-function is a `QFunction`-like NamedTuple with four pure functions:
   init(key, obs, action) -> params
   trunk(params, image [B, H, W, 3] uint8) -> features (leaves [B, ...])
-  head(params, features, state [B, 2], action [B, 7]) -> logits [B]
+  head(params, features, state [B, S], action [B, 7]) -> logits [B]
   apply(params, obs, action) -> logits [B]
-with obs = {"image", "gripper_closed" [B], "height" [B]}.
+with obs = {"image", and the state leaves of `visionary.STATE_KEYS`}.
 """
 
 from collections.abc import Callable
@@ -31,6 +31,7 @@ import optax
 from jaxrl_vision import types
 from jaxrl_vision.agents.qtopt import cem
 from jaxrl_vision.agents.qtopt import losses
+from jaxrl_vision.networks import visionary
 
 
 class QtOptState(NamedTuple):
@@ -42,11 +43,8 @@ class QtOptState(NamedTuple):
   step: jax.Array  # () int32, learner updates taken
 
 
-def proprio_state(obs: dict[str, jax.Array]) -> jax.Array:
-  """The state vector [B, 2] float32 = (gripper_closed, height)."""
-  return jnp.stack([obs["gripper_closed"], obs["height"]], axis=-1).astype(
-    jnp.float32
-  )
+TARGETS = ("bellman", "bellman_or_return", "return")
+proprio_state = visionary.state_vector  # obs -> [B, S] float32
 
 
 def _cem_on_features(
@@ -60,7 +58,7 @@ def _cem_on_features(
   num_samples: int,
   num_elites: int,
 ) -> tuple[jax.Array, jax.Array]:
-  """CEM over the head, per example; features leaves [B, ...], state [B, 2]."""
+  """CEM over the head, per example; features leaves [B, ...], state [B, S]."""
 
   def one_example(features, state, key):
     # Tile the example's trunk features over the samples: the trunk has run
@@ -179,6 +177,9 @@ def make_qtopt(
   target_cem_samples: int | None = None,
   target_cem_elites: int | None = None,
   epsilon: float = 0.0,
+  target: str = "bellman",
+  conservative_weight: float = 0.0,
+  conservative_samples: int = 8,
   axis_name: str | None = None,
 ) -> types.Agent:
   """Builds QT-Opt with a clipped double-Q target (spec B1.3, B1.7).
@@ -199,6 +200,14 @@ def make_qtopt(
     target_cem_elites: target CEM elites (None: as acting).
     epsilon: probability of a uniformly random action when acting with
       `deterministic=False`.
+    target: "bellman" (the paper's clipped double-Q target); "bellman_or_return"
+      (raised to the transition's Monte-Carlo return,
+      `losses.lower_bounded_target`); or "return" (the Monte-Carlo return
+      alone: Q of the data's policy, no target networks or target CEM).
+      The last two need batches with `mc_return` and are not in the paper.
+    conservative_weight: weight of `losses.conservative_penalty` (CQL)
+      in the loss; 0 (the paper) turns it off.
+    conservative_samples: uniform actions per example for that penalty.
     axis_name: when set, gradients and metrics are averaged over that mapped
       axis, so every device applies the same update.
 
@@ -209,6 +218,8 @@ def make_qtopt(
         info: "q" [B] Q of the returned action, "explored" [B] bool
       update(state, batch: Transition) -> (state, metrics)
   """
+  if target not in TARGETS:
+    raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
   acting_cem = dict(
     iterations=cem_iterations, num_samples=cem_samples, num_elites=cem_elites
   )
@@ -265,31 +276,70 @@ def make_qtopt(
     )  # [B]
     return jax.lax.stop_gradient(v_t)
 
-  def loss_fn(params, batch: types.Transition, v_t):
-    logit_tm1 = q_function.apply(params, batch.obs_tm1, batch.action_tm1)  # [B]
-    target = jax.vmap(losses.qtopt_target, in_axes=(0, 0, 0, None))(
+  def loss_fn(params, batch: types.Transition, v_t, key):
+    # The trunk runs once; the head also scores sampled actions for CQL.
+    features = q_function.trunk(params, batch.obs_tm1["image"])
+    state_tm1 = proprio_state(batch.obs_tm1)
+    logit_tm1 = q_function.head(
+      params, features, state_tm1, batch.action_tm1
+    )  # [B]
+    bellman = jax.vmap(losses.qtopt_target, in_axes=(0, 0, 0, None))(
       batch.reward_t.astype(jnp.float32),
       batch.discount_t.astype(jnp.float32),
       v_t,
       gamma,
     )
-    log_loss = jnp.mean(jax.vmap(losses.log_loss)(logit_tm1, target))
+    if target == "bellman":
+      y = bellman
+    else:
+      if batch.mc_return is None:
+        raise ValueError(
+          f"target={target!r} needs batches with mc_return (an offline "
+          "sampler made with gamma)"
+        )
+      mc_return = batch.mc_return.astype(jnp.float32)
+      if target == "return":
+        y = jnp.clip(mc_return, 0.0, 1.0)
+      else:
+        y = jax.vmap(losses.lower_bounded_target)(bellman, mc_return)
+    log_loss = jnp.mean(jax.vmap(losses.log_loss)(logit_tm1, y))
     l2 = losses.l2_penalty(params, l2_scale, is_arch_param)
-    return log_loss + l2, {
+    loss, extra = log_loss + l2, {}
+    if conservative_weight > 0:
+      batch_size = logit_tm1.shape[0]
+      sampled = random_actions(key, conservative_samples * batch_size)
+      logits = jax.vmap(
+        lambda a: q_function.head(params, features, state_tm1, a)
+      )(sampled.reshape(conservative_samples, batch_size, -1))  # [K, B]
+      cql = jnp.mean(
+        jax.vmap(losses.conservative_penalty)(
+          jax.nn.sigmoid(logit_tm1), jax.nn.sigmoid(logits.T)
+        )
+      )
+      extra = {"conservative": cql}
+      loss = loss + conservative_weight * cql
+    return loss, {
+      **extra,
       "log_loss": log_loss,
       "l2": l2,
       "q_mean": jnp.mean(jax.nn.sigmoid(logit_tm1)),
-      "target_mean": jnp.mean(target),
+      "target_mean": jnp.mean(y),
       "v_next_mean": jnp.mean(v_t),
     }
 
   def update(state: QtOptState, batch: types.Transition):
     key, cem_key = jax.random.split(state.key)
-    v_t = next_value(
-      state.polyak_params, state.lagged_params, batch.obs_t, cem_key
-    )
+    loss_key = None
+    if conservative_weight > 0:  # the default key stream stays as it was
+      key, loss_key = jax.random.split(key)
+    if target == "return":  # no bootstrapping: no target networks run
+      v_t = jnp.zeros(batch.reward_t.shape, jnp.float32)
+    else:
+      v_t = next_value(
+        state.polyak_params, state.lagged_params, batch.obs_t, cem_key
+      )
     (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-      state.params, batch, v_t
+      state.params, batch, v_t, loss_key
     )
     metrics = {"loss": loss, **aux}
     if axis_name is not None:  # the only multi-device line in the agent

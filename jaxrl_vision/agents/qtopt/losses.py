@@ -35,6 +35,53 @@ def qtopt_target(
   return jnp.clip(r_t + gamma * discount_t * v_t, 0.0, 1.0)
 
 
+def lower_bounded_target(target: jax.Array, mc_return: jax.Array) -> jax.Array:
+  """max(target, clip(G, 0, 1)): the Bellman target raised to the return
+  the data actually collected from this (s, a).
+
+  In a deterministic MDP the return G that a trajectory collected after
+  taking a in s is a lower bound of Q*(s, a) (He et al., 2017, "optimality
+  tightening"; Oh et al., 2018, self-imitation learning), so raising the
+  target to it is consistent with Q* and propagates a terminal reward to
+  the first step of a successful episode at once, where Bellman backups
+  alone need one sweep per step. Not in the paper; an option for short,
+  small-data runs (our MJX worlds are deterministic given their state).
+
+  Args:
+    target: () Bellman target in [0, 1].
+    mc_return: () discounted return from (s, a) in the dataset.
+
+  Returns:
+    () float32 target in [0, 1].
+  """
+  chex.assert_rank([target, mc_return], 0)
+  return jnp.maximum(target, jnp.clip(mc_return, 0.0, 1.0))
+
+
+def conservative_penalty(q_data: jax.Array, q_sampled: jax.Array) -> jax.Array:
+  """CQL(H)'s regulariser (Kumar et al., 2020) for one state, on Q in [0, 1].
+
+  log mean_k exp Q(s, a_k) - Q(s, a_data), with a_k drawn uniformly from the
+  action space: its gradient pushes down the soft maximum of Q over all
+  actions and pushes up Q of the action the data took. On a small fixed
+  dataset this stops the CEM from finding actions whose Q is pure
+  extrapolation (e.g. "close now" wherever the expert closed with small
+  moves). Taken on probabilities, not logits: on logits the data term's
+  constant push beats the log loss's bounded pull and the logit diverges
+  (measured). Not in the paper; an option.
+
+  Args:
+    q_data: () Q of the dataset's action.
+    q_sampled: [K] Q of uniformly sampled actions.
+
+  Returns:
+    () penalty (can be negative).
+  """
+  chex.assert_rank([q_data, q_sampled], [0, 1])
+  k = q_sampled.shape[0]
+  return jax.nn.logsumexp(q_sampled) - jnp.log(k) - q_data
+
+
 def log_loss(logit: jax.Array, target: jax.Array) -> jax.Array:
   """Binary cross-entropy between sigmoid(logit) and a target in [0, 1].
 

@@ -294,7 +294,7 @@ def observe(
   model: mjx.Model,
   physics: ManipPhysics,
 ) -> dict[str, jax.Array]:
-  """The agent's observation: camera image, gripper state and height.
+  """The agent's observation: camera image, gripper state, height, aperture.
 
   Objects are white in the model and take this episode's colour here: the
   camera shades every geom as rgba * (ambient + diffuse * Lambert), so
@@ -303,8 +303,11 @@ def observe(
   and the model is never modified inside a trace.
 
   Returns:
-    {"image": [H, W, 3] uint8, "gripper_closed": () float32,
-     "height": () float32 fingertip height above the tray floor (metres)}.
+    {"image": [H, W, 3] uint8, "gripper_closed": () float32 (the command),
+     "height": () float32 fingertip height above the tray floor (metres),
+     "aperture": () float32 measured finger opening, 1 = open, 0 = shut:
+     a gripper closed on an object stops in between, as a real gripper's
+     position sensor reports}.
   """
   data = jitter_camera(
     physics.data, layout.camera_id, physics.camera_shift, physics.camera_rot
@@ -320,6 +323,9 @@ def observe(
     "image": image.astype(jnp.uint8),
     "gripper_closed": physics.gripper_closed.astype(jnp.float32),
     "height": physics.data.qpos[2].astype(jnp.float32),
+    "aperture": jnp.clip(
+      jnp.mean(physics.data.qpos[4:6]) / scene.FINGER_OPEN, 0.0, 1.0
+    ).astype(jnp.float32),
   }
 
 

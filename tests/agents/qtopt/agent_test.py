@@ -134,6 +134,7 @@ def random_obs(seed, num):
     "image": rng.integers(0, 256, (num,) + IMAGE_SHAPE, dtype=np.uint8),
     "gripper_closed": rng.integers(0, 2, (num,)).astype(np.float32),
     "height": rng.uniform(size=(num,)).astype(np.float32),
+    "aperture": rng.uniform(size=(num,)).astype(np.float32),
   }
 
 
@@ -472,6 +473,81 @@ class QtOptTargetTest(chex.TestCase):
     self.assertGreater(float(whole["grad_norm"]), 0.0)
     for name in ("loss", "grad_norm", "target_mean", "q_mean"):
       np.testing.assert_allclose(split[name], [whole[name]] * 2, rtol=1e-5)
+
+  def test_return_lower_bound(self):
+    agent = make_agent(
+      make_linear_q_function(),
+      optimizer=optax.sgd(0.0),
+      l2_scale=0.0,
+      target_cem_iterations=3,
+      target_cem_samples=32,
+      target_cem_elites=4,
+      target="bellman_or_return",
+    )
+    update = jax.jit(agent.update)
+    with self.assertRaisesRegex(ValueError, "mc_return"):
+      update(self.state, self.batch)
+    # V = sigmoid(-0.8) as in test_lagged_is_lower: Bellman targets
+    # (0.279023, 1, 0.269023, 0.5), raised to clip(G) where G is higher.
+    cap = [0.2] + [10.0] * 6
+    state = self.state._replace(
+      polyak_params=linear_params([2, 0, 0, 0, 0, 0, 2], -1, cap),
+      lagged_params=linear_params([-4, 0, 0, 0, 0, 2, 0], 0, cap),
+    )
+    batch = self.batch._replace(
+      mc_return=np.array([0.9, 0.2, -0.5, 0.7], np.float32)
+    )
+    _, metrics = update(state, batch)
+    r = np.array([0.0, 1.0, -0.01, 0.5])
+    d = np.array([1.0, 1.0, 1.0, 0.0])
+    bellman = np.clip(r + GAMMA * d * sigmoid(-0.8), 0.0, 1.0)
+    expected = np.maximum(bellman, np.clip(batch.mc_return, 0.0, 1.0))
+    np.testing.assert_allclose(expected, [0.9, 1.0, 0.269023, 0.7], atol=1e-5)
+    np.testing.assert_allclose(
+      metrics["target_mean"], expected.mean(), rtol=1e-5
+    )
+
+  def test_return_target(self):
+    agent = make_agent(
+      make_linear_q_function(), optimizer=optax.sgd(0.0), target="return"
+    )
+    batch = self.batch._replace(
+      mc_return=np.array([0.9, 0.2, -0.5, 1.7], np.float32)
+    )
+    _, metrics = jax.jit(agent.update)(self.state, batch)
+    # clip(G, 0, 1); no bootstrapping (v = 0, the target nets never run).
+    np.testing.assert_allclose(metrics["target_mean"], 2.1 / 4, rtol=1e-6)
+    np.testing.assert_allclose(metrics["v_next_mean"], 0.0)
+    with self.assertRaisesRegex(ValueError, "target must be one of"):
+      make_agent(make_linear_q_function(), target="td")
+
+  def test_conservative_penalty_in_the_loss(self):
+    def run(w, b, weight):
+      agent = make_agent(
+        make_linear_q_function(),
+        optimizer=optax.sgd(0.0),
+        l2_scale=0.0,
+        conservative_weight=weight,
+        conservative_samples=256,
+      )
+      state = self.state._replace(params=linear_params(w, b))
+      return jax.jit(agent.update)(state, self.batch)[1]
+
+    # Q ignores the action: the penalty is 0 and the loss the log loss.
+    metrics = run([0.0] * 7, 0.3, 2.0)
+    np.testing.assert_allclose(metrics["conservative"], 0.0, atol=1e-5)
+    # logit = 2 close - 1: the data (all-zero actions) has Q = s(-1) =
+    # 0.26894; uniform actions close half the time (Q = s(1) = 0.73106), so
+    # the penalty is near log((e^0.26894 + e^0.73106) / 2) - 0.26894 =
+    # 0.25752.
+    metrics = run([0, 0, 0, 0, 0, 0, 2.0], -1.0, 2.0)
+    np.testing.assert_allclose(metrics["conservative"], 0.25752, atol=0.03)
+    np.testing.assert_allclose(
+      metrics["loss"],
+      metrics["log_loss"] + 2.0 * metrics["conservative"],
+      rtol=1e-5,
+    )
+    self.assertNotIn("conservative", run([0.0] * 7, 0.3, 0.0))
 
   def test_loss_metrics_hand_computed(self):
     # Online logit at action 0 is b = 0: Q = 0.5, and the log loss is log 2

@@ -35,6 +35,42 @@ class QtOptTargetTest(chex.TestCase):
       losses.qtopt_target(jnp.zeros(2), jnp.zeros(2), jnp.zeros(2), 0.9)
 
 
+class LowerBoundedTargetTest(chex.TestCase):
+  @parameterized.named_parameters(
+    # max(target, clip(G, 0, 1))
+    ("return_higher", 0.3, 0.5, 0.5),
+    ("bellman_higher", 0.6, 0.5, 0.6),
+    ("negative_return", 0.2, -0.05, 0.2),
+    ("return_clipped", 0.0, 1.2, 1.0),
+  )
+  def test_hand_computed(self, target, mc_return, expected):
+    out = jax.jit(losses.lower_bounded_target)(_f32(target), _f32(mc_return))
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
+
+
+class ConservativePenaltyTest(chex.TestCase):
+  def test_hand_computed(self):
+    # Q ignores the action: log mean exp(c) - c = 0.
+    np.testing.assert_allclose(
+      losses.conservative_penalty(_f32(0.7), _f32([0.7, 0.7, 0.7])),
+      0.0,
+      atol=1e-6,
+    )
+    # Q (0, log 3): log((1 + 3) / 2) - 1 = log 2 - 1.
+    np.testing.assert_allclose(
+      losses.conservative_penalty(_f32(1.0), _f32([0.0, np.log(3.0)])),
+      np.log(2.0) - 1.0,
+      rtol=1e-6,
+    )
+
+  def test_gradient_lowers_sampled_and_raises_data(self):
+    grad_data, grad_sampled = jax.grad(
+      losses.conservative_penalty, argnums=(0, 1)
+    )(_f32(1.0), _f32([0.0, np.log(3.0)]))
+    np.testing.assert_allclose(grad_data, -1.0)
+    np.testing.assert_allclose(grad_sampled, [0.25, 0.75], rtol=1e-6)
+
+
 class LogLossTest(chex.TestCase):
   @chex.variants(with_jit=True, without_jit=True)
   @parameterized.named_parameters(

@@ -55,10 +55,12 @@ class GraspTest(chex.TestCase):
     n, t, s = NUM_WORLDS, EPISODE_LENGTH, IMAGE_SIZE
     for state, lead in ((self.first, (n,)), (self.states, (n, t))):
       obs = state.obs
-      self.assertEqual(set(obs), {"image", "gripper_closed", "height"})
+      self.assertEqual(
+        set(obs), {"image", "gripper_closed", "height", "aperture"}
+      )
       chex.assert_shape(obs["image"], lead + (s, s, 3))
       self.assertEqual(obs["image"].dtype, np.uint8)
-      for name in ("gripper_closed", "height"):
+      for name in ("gripper_closed", "height", "aperture"):
         chex.assert_shape(obs[name], lead)
         self.assertEqual(obs[name].dtype, np.float32)
       chex.assert_shape([state.reward, state.terminated], lead)
@@ -122,6 +124,25 @@ class GraspTest(chex.TestCase):
     random = success[NUM_WORLDS // 2 :].mean()
     self.assertGreaterEqual(expert, 0.75)
     self.assertLessEqual(random, expert - 0.5)
+
+  def test_aperture_tells_held_from_empty(self):
+    obs = self.states.obs
+    np.testing.assert_allclose(self.first.obs["aperture"], 1.0, atol=1e-3)
+    qpos = self.states.physics.data.qpos[..., 4:6].mean(-1)
+    np.testing.assert_allclose(
+      obs["aperture"], np.clip(qpos / scene.FINGER_OPEN, 0, 1), atol=1e-6
+    )
+    # A hand on an object stops part-open...
+    success = self.states.metrics["success"][:, -1] > 0
+    self.assertTrue(np.any(success))
+    self.assertTrue(np.all(obs["aperture"][success, -1] > 0.1))
+    # ...an empty one is shut after two steps of closing (before the lift).
+    grasped = self.states.metrics["grasped"][:, -1] > 0
+    closed = obs["gripper_closed"][~grasped, :-1]
+    twice = (closed[:, 1:] > 0) & (closed[:, :-1] > 0)
+    self.assertTrue(np.any(twice))
+    shut = obs["aperture"][~grasped, 1:-1][twice]
+    self.assertTrue(np.all(shut < 0.05), shut)
 
   def test_success_means_an_object_held_high(self):
     layout = self.task.layout

@@ -57,7 +57,12 @@ class StackTest(chex.TestCase):
       chex.assert_shape(state.obs["image"], lead + (s, s, 3))
       self.assertEqual(state.obs["image"].dtype, np.uint8)
       chex.assert_shape(
-        [state.obs["gripper_closed"], state.obs["height"]], lead
+        [
+          state.obs["gripper_closed"],
+          state.obs["height"],
+          state.obs["aperture"],
+        ],
+        lead,
       )
       self.assertEqual(state.obs["height"].dtype, np.float32)
       self.assertEqual(state.reward.dtype, np.float32)
