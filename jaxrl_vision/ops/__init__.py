@@ -1,0 +1,1 @@
+"""Custom operators (RubiksShift, ...), each beside a pure-jnp reference."""

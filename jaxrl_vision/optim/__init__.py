@@ -1,0 +1,1 @@
+"""Optimizer pieces (optax GradientTransformations) beyond stock optax."""
