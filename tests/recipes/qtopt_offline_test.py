@@ -37,7 +37,9 @@ class OptimizerTest(absltest.TestCase):
     grads = jax.tree.map(jnp.ones_like, params)
     for scale, arch_step in ((1.0, -0.1), (10.0, -1.0)):
       opt = qtopt_offline.make_optimizer(
-        phase(learning_rate=0.1, momentum=0.0, arch_lr_scale=scale)
+        phase(
+          optimizer="sgd", learning_rate=0.1, momentum=0.0, arch_lr_scale=scale
+        )
       )
       updates, _ = opt.update(grads, opt.init(params), params)
       head = updates["params"]["head"]
