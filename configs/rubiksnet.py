@@ -76,11 +76,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     temporal_init="uni1",
   )
   config.agent = dict(
-    optimizer="sgd",  # or "adam" (then `momentum` is unused)
+    optimizer="sgd",  # or "adam" (then `momentum` is its b1)
     learning_rate=0.1,
     lr_schedule="cosine",
     warmup_steps=20,
-    momentum=0.9,
+    momentum=0.9,  # SGD momentum, or Adam b1
     weight_decay=1e-4,
     shift_lr_mult=0.01,
     attention_lr_mult=1.0,

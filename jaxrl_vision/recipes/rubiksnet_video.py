@@ -267,11 +267,14 @@ def make_learning_rate(config: ml_collections.ConfigDict) -> optax.Schedule:
 def make_optimizer(
   config: ml_collections.ConfigDict,
 ) -> optax.GradientTransformation:
-  """The released RubiksNet policy over SGD (momentum) or Adam."""
+  """The released RubiksNet policy over SGD or Adam; `agent.momentum` is
+  SGD's momentum or Adam's b1."""
   a = config.agent
   base = None
   if a.optimizer == "adam":
-    base = optax.adam
+
+    def base(lr):
+      return optax.adam(lr, b1=a.momentum)
   return shift_grad_norm.make_rubiksnet_optimizer(
     make_learning_rate(config),
     momentum=a.momentum,

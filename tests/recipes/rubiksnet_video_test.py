@@ -5,6 +5,7 @@ import os
 
 import jax
 import numpy as np
+import optax
 from absl.testing import absltest
 from absl.testing import parameterized
 
@@ -133,6 +134,31 @@ class ValidateTest(parameterized.TestCase):
       [lr(0), lr(5), lr(10), lr(500)], [0.0, 0.05, 0.1, 0.1], rtol=1e-6
     )
 
+  def test_adam_takes_momentum_as_b1(self):
+    # Gradients +1 then -1 on a "weights" leaf (no decay): the second update
+    # depends on b1, and must equal plain Adam with b1 = agent.momentum.
+    def updates(opt):
+      params = {"kernel": np.zeros(2, np.float32)}
+      state = opt.init(params)
+      out = []
+      for g in (1.0, -1.0):
+        grads = {"kernel": np.full(2, g, np.float32)}
+        u, state = opt.update(grads, state, params)
+        out.append(np.asarray(u["kernel"]))
+      return out[1]
+
+    got = {}
+    for momentum in (0.5, 0.9):
+      config = rubiksnet_config.get_config()
+      config.agent.optimizer = "adam"
+      config.agent.momentum = momentum
+      config.agent.weight_decay = 0.0
+      got[momentum] = updates(rubiksnet_video.make_optimizer(config))
+      lr = rubiksnet_video.make_learning_rate(config)
+      np.testing.assert_allclose(
+        got[momentum], updates(optax.adam(lr, b1=momentum)), rtol=1e-6
+      )
+    self.assertGreater(np.abs(got[0.5] - got[0.9]).min(), 1e-4)
 
 if __name__ == "__main__":
   absltest.main()
