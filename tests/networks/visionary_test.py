@@ -6,6 +6,7 @@ import os
 import tempfile
 
 import chex
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -141,6 +142,38 @@ class MergeOpsTest(chex.TestCase):
         z = jnp.concatenate([x[:, i, j], e], -1)
         expected[:, i, j] = jax.nn.relu(z @ kernel + p["project"]["bias"])
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5)
+
+  def test_concat_has_the_params_and_init_of_a_conv_on_the_concatenation(
+    self,
+  ):
+    class ConcatReference(nn.Module):  # the B1.4 form, tiled then conv'd
+      @nn.compact
+      def __call__(self, x, a):
+        t = nn.relu(
+          nn.Dense(64, kernel_init=vis.INIT_SCHEMES["fan_in"], name="embed")(a)
+        )
+        t = jnp.broadcast_to(t[:, None, None, :], x.shape[:3] + (64,))
+        project = nn.Conv(
+          x.shape[-1],
+          (1, 1),
+          kernel_init=vis.INIT_SCHEMES["fan_in"],
+          name="project",
+        )
+        return nn.relu(project(jnp.concatenate([x, t], -1)))
+
+    x, a = _x_a()
+    key = jax.random.key(3)
+    ours = vis.ConcatMerge().init(key, x, a)
+    reference = ConcatReference().init(key, x, a)
+    chex.assert_trees_all_equal(ours, reference)
+    # Non-zero biases so that the per-example term is exercised.
+    ours = _random_params(vis.ConcatMerge(), x, a)
+    np.testing.assert_allclose(
+      vis.ConcatMerge().apply({"params": ours}, x, a),
+      ConcatReference().apply({"params": ours}, x, a),
+      rtol=1e-5,
+      atol=1e-6,
+    )
 
   def test_hadamard_matches_reference(self):
     x, a = _x_a()
