@@ -82,6 +82,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # uniform actions per example.
     conservative_weight=1.0,
     conservative_samples=8,
+    # DrQ random-shift augmentation of the learner's images, in pixels
+    # (0 = off, the paper).
+    image_shift=0,
     # Acting (evaluation) CEM: the paper's 2 iterations, half its 64 samples
     # on CPU, where evaluation is CEM-bound (100 episodes x 10 steps).
     cem_iterations=2,

@@ -91,6 +91,13 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
     config, "agent.conservative_weight", 0, float("inf"), high_open=True
   )
   v.positive_int(config, "agent.conservative_samples")
+  v.non_negative_int(config, "agent.image_shift")
+  if config.agent.image_shift >= env.spec.obs_shape[0]:
+    raise v.ConfigError(
+      "agent.image_shift",
+      config.agent.image_shift,
+      f"must be < the image size ({env.spec.obs_shape[0]})",
+    )
   for prefix in ("cem", "target_cem"):
     samples = v.positive_int(config, f"agent.{prefix}_samples")
     elites = v.positive_int(config, f"agent.{prefix}_elites")
@@ -176,6 +183,7 @@ def make_agent(config: ml_collections.ConfigDict, q_function):
     target=a.target,
     conservative_weight=a.conservative_weight,
     conservative_samples=a.conservative_samples,
+    image_shift=a.image_shift,
   )
 
 

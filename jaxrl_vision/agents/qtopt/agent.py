@@ -31,6 +31,7 @@ import optax
 from jaxrl_vision import types
 from jaxrl_vision.agents.qtopt import cem
 from jaxrl_vision.agents.qtopt import losses
+from jaxrl_vision.data import augment
 from jaxrl_vision.networks import visionary
 
 
@@ -180,6 +181,7 @@ def make_qtopt(
   target: str = "bellman",
   conservative_weight: float = 0.0,
   conservative_samples: int = 8,
+  image_shift: int = 0,
   axis_name: str | None = None,
 ) -> types.Agent:
   """Builds QT-Opt with a clipped double-Q target (spec B1.3, B1.7).
@@ -208,6 +210,10 @@ def make_qtopt(
     conservative_weight: weight of `losses.conservative_penalty` (CQL)
       in the loss; 0 (the paper) turns it off.
     conservative_samples: uniform actions per example for that penalty.
+    image_shift: DrQ random-shift augmentation of the learner's images
+      (`augment.random_shift`, +-image_shift pixels, independently for s
+      and s' and per example); 0 (the paper) turns it off. Acting never
+      augments.
     axis_name: when set, gradients and metrics are averaged over that mapped
       axis, so every device applies the same update.
 
@@ -220,6 +226,8 @@ def make_qtopt(
   """
   if target not in TARGETS:
     raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+  if image_shift < 0:
+    raise ValueError(f"image_shift must be >= 0, got {image_shift}")
   acting_cem = dict(
     iterations=cem_iterations, num_samples=cem_samples, num_elites=cem_elites
   )
@@ -332,6 +340,22 @@ def make_qtopt(
     loss_key = None
     if conservative_weight > 0:  # the default key stream stays as it was
       key, loss_key = jax.random.split(key)
+    if image_shift > 0:
+      key, key_tm1, key_t = jax.random.split(key, 3)
+      batch = batch._replace(
+        obs_tm1={
+          **batch.obs_tm1,
+          "image": augment.random_shift(
+            key_tm1, batch.obs_tm1["image"], image_shift
+          ),
+        },
+        obs_t={
+          **batch.obs_t,
+          "image": augment.random_shift(
+            key_t, batch.obs_t["image"], image_shift
+          ),
+        },
+      )
     if target == "return":  # no bootstrapping: no target networks run
       v_t = jnp.zeros(batch.reward_t.shape, jnp.float32)
     else:

@@ -549,6 +549,40 @@ class QtOptTargetTest(chex.TestCase):
     )
     self.assertNotIn("conservative", run([0.0] * 7, 0.3, 0.0))
 
+  def test_image_shift_augments_only_the_learner_images(self):
+    q_function = make_mlp_q_function()
+
+    def updated_params(batch, shift):
+      agent = make_agent(
+        q_function, optimizer=optax.sgd(0.1), target="return", image_shift=shift
+      )
+      state = agent.init(jax.random.key(0), batch.obs_tm1, batch.action_tm1)
+      return agent.update(state, batch)[0].params
+
+    batch = random_batch(5, 8)._replace(
+      mc_return=np.full((8,), 0.5, np.float32)
+    )
+    # A shift of a constant image is the same image (edge replication): the
+    # update, which with target="return" uses no randomness, is unchanged.
+    flat = np.broadcast_to(
+      batch.obs_tm1["image"][:, :1, :1], batch.obs_tm1["image"].shape
+    )
+    flat_batch = batch._replace(
+      obs_tm1={**batch.obs_tm1, "image": flat},
+      obs_t={**batch.obs_t, "image": flat},
+    )
+    chex.assert_trees_all_close(
+      updated_params(flat_batch, 2), updated_params(flat_batch, 0), rtol=1e-6
+    )
+    # Textured images move: the gradient, and so the update, changes.
+    shifted, plain = updated_params(batch, 2), updated_params(batch, 0)
+    diffs = jax.tree.leaves(
+      jax.tree.map(lambda a, b: jnp.abs(a - b).max(), shifted, plain)
+    )
+    self.assertGreater(max(float(d) for d in diffs), 1e-6)
+    with self.assertRaisesRegex(ValueError, "image_shift"):
+      make_agent(q_function, image_shift=-1)
+
   def test_loss_metrics_hand_computed(self):
     # Online logit at action 0 is b = 0: Q = 0.5, and the log loss is log 2
     # for any target. L2 = 0 (l2_scale = 0), so loss = log 2 = 0.6931472.
