@@ -244,5 +244,40 @@ class GraspTest(chex.TestCase):
       grasp.make_grasp_task(episode_length=1)
 
 
+class TerminateOnCloseTest(chex.TestCase):
+  """`terminate_on_close`: the step after a close command is the lift."""
+
+  def test_expert_episode_ends_one_step_after_its_close(self):
+    task = grasp.make_grasp_task(image_size=16, terminate_on_close=True)
+    model = task.env.init_model()
+    num_worlds = 4
+    rollout = rollouts.make_batch_rollout(task, None)
+    _, states = jax.device_get(
+      rollout(
+        model,
+        jax.random.split(jax.random.key(2), num_worlds),
+        jnp.ones((num_worlds,), bool),
+      )
+    )
+    closed = states.obs["gripper_closed"] > 0.5  # [N, T] after each step
+    terminated = states.terminated
+    for w in range(num_worlds):
+      close_step = int(np.argmax(closed[w]))  # the first closing step
+      self.assertTrue(closed[w].any())
+      self.assertLess(close_step, EPISODE_LENGTH - 1, "expert closes early")
+      end = close_step + 1  # the lift
+      self.assertFalse(terminated[w, :end].any())
+      self.assertTrue(terminated[w, end])
+      reward = states.reward[w, end]
+      success = states.metrics["success"][w, end]
+      self.assertAlmostEqual(float(reward), float(success) - 0.01, places=6)
+      np.testing.assert_allclose(states.reward[w, :end], -0.01, atol=1e-7)
+    # The lift after a finished close still holds objects up.
+    final_success = states.metrics["success"][
+      np.arange(num_worlds), np.argmax(terminated, axis=1)
+    ]
+    self.assertGreaterEqual(final_success.mean(), 0.75)
+
+
 if __name__ == "__main__":
   absltest.main()
