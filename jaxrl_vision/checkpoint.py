@@ -81,13 +81,16 @@ def restore_latest(
   A damaged checkpoint is reported, moved aside to `<dir>/../corrupt/`, and the
   next older one is tried. `check_meta(meta)` may raise `CheckpointError` to
   refuse a checkpoint that does not fit this run (that is not corruption, so
-  it propagates).
+  it propagates). Likewise a checkpoint whose sha256 seal holds but whose
+  state does not restore into `abstract_state` (another tree structure, e.g.
+  a NamedTuple that gained a field, with the same leaves) is intact: it is
+  refused with `CheckpointError` and left where it is.
   """
   skipped = []
   for step in sorted(manager.all_steps(), reverse=True):
     folder = _step_dir(manager, step)
     try:
-      _verify(folder)
+      sealed = _verify(folder)
       meta = manager.restore(
         step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())
       ).meta
@@ -103,6 +106,13 @@ def restore_latest(
         args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)),
       ).state
     except Exception as e:  # noqa: BLE001
+      if sealed:  # the bytes are as written: this run wants another state
+        raise CheckpointError(
+          f"checkpoint {folder} is intact (its sha256 seal holds) but does "
+          "not restore into the state this run builds, probably written by "
+          f"another version of the code ({_first_line(e)}). It was left in "
+          "place: use another --workdir, or move it away to start over."
+        ) from e
       skipped.append(_quarantine(manager, step, e))
       continue
     return Restored(step=step, state=state, meta=meta, skipped=tuple(skipped))
@@ -131,13 +141,14 @@ def _digest_folder(folder: str) -> dict[str, str]:
   return digests
 
 
-def _verify(folder: str) -> None:
+def _verify(folder: str) -> bool:
+  """Raises CheckpointError if a sealed file changed; True if sealed."""
   path = os.path.join(folder, _DIGESTS)
   if not os.path.exists(path):
     # Killed between orbax's commit and our seal: orbax's own commit marker
     # still vouches that the write finished.
     logging.warning("checkpoint %s has no %s; trusting orbax", folder, _DIGESTS)
-    return
+    return False
   with open(path) as f:
     expected = json.load(f)
   actual = _digest_folder(folder)
@@ -147,6 +158,7 @@ def _verify(folder: str) -> None:
   changed = sorted(k for k in expected if expected[k] != actual[k])
   if changed:
     raise CheckpointError(f"file {changed[0]} does not match its sha256")
+  return True
 
 
 def _quarantine(manager, step: int, error: Exception) -> str:

@@ -1,5 +1,6 @@
 """Checkpoint helpers: round trip, state signature, damaged checkpoints."""
 
+import collections
 import os
 import tempfile
 
@@ -56,6 +57,18 @@ class CheckpointTest(absltest.TestCase):
     ):
       checkpoint.restore_latest(self.manager, _abstract(_state(4)))
     self.assertEqual(list(self.manager.all_steps()), [1])  # still there
+
+  def test_intact_checkpoint_of_another_tree_structure_is_left_in_place(self):
+    # Same leaves (paths, dtypes, shapes), another structure: a NamedTuple
+    # that gained a None field, as when Transition gained mc_return.
+    old = collections.namedtuple("T", ["x", "y"])
+    new = collections.namedtuple("T", ["x", "y", "z"])
+    checkpoint.save(self.manager, 1, {"b": old(jnp.ones(3), None)}, {})
+    abstract = {"b": new(jax.ShapeDtypeStruct((3,), jnp.float32), None, None)}
+    with self.assertRaisesRegex(checkpoint.CheckpointError, "is intact"):
+      checkpoint.restore_latest(self.manager, abstract)
+    self.assertEqual(list(self.manager.all_steps()), [1])  # still there
+    self.assertFalse(os.path.exists(os.path.join(self.dir, "corrupt")))
 
   def test_changed_byte_is_detected_by_the_seal(self):
     state = _state()
