@@ -275,6 +275,7 @@ def make_optimizer(
 
     def base(lr):
       return optax.adam(lr, b1=a.momentum)
+
   return shift_grad_norm.make_rubiksnet_optimizer(
     make_learning_rate(config),
     momentum=a.momentum,

@@ -160,5 +160,6 @@ class ValidateTest(parameterized.TestCase):
       )
     self.assertGreater(np.abs(got[0.5] - got[0.9]).min(), 1e-4)
 
+
 if __name__ == "__main__":
   absltest.main()
