@@ -335,6 +335,12 @@ def make_qtopt(
       "v_next_mean": jnp.mean(v_t),
     }
 
+  def shift_images(key, obs):
+    return {
+      **obs,
+      "image": augment.random_shift(key, obs["image"], image_shift),
+    }
+
   def update(state: QtOptState, batch: types.Transition):
     key, cem_key = jax.random.split(state.key)
     loss_key = None
@@ -343,18 +349,8 @@ def make_qtopt(
     if image_shift > 0:
       key, key_tm1, key_t = jax.random.split(key, 3)
       batch = batch._replace(
-        obs_tm1={
-          **batch.obs_tm1,
-          "image": augment.random_shift(
-            key_tm1, batch.obs_tm1["image"], image_shift
-          ),
-        },
-        obs_t={
-          **batch.obs_t,
-          "image": augment.random_shift(
-            key_t, batch.obs_t["image"], image_shift
-          ),
-        },
+        obs_tm1=shift_images(key_tm1, batch.obs_tm1),
+        obs_t=shift_images(key_t, batch.obs_t),
       )
     if target == "return":  # no bootstrapping: no target networks run
       v_t = jnp.zeros(batch.reward_t.shape, jnp.float32)

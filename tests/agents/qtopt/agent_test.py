@@ -186,6 +186,20 @@ def make_agent(q_function, **overrides):
   return qtopt.make_qtopt(q_function, **config)
 
 
+def make_target_agent(**overrides):
+  """lr 0, no L2, a target CEM that reliably finds the linear Q's plateau:
+  updates whose targets and losses are computable by hand."""
+  return make_agent(
+    make_linear_q_function(),
+    optimizer=optax.sgd(0.0),
+    l2_scale=0.0,
+    target_cem_iterations=3,
+    target_cem_samples=32,
+    target_cem_elites=4,
+    **overrides,
+  )
+
+
 class Shared(NamedTuple):
   q_function: QFunction
   agent: types.Agent
@@ -368,14 +382,7 @@ class QtOptTargetTest(chex.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    agent = make_agent(
-      make_linear_q_function(),
-      optimizer=optax.sgd(0.0),
-      l2_scale=0.0,
-      target_cem_iterations=3,
-      target_cem_samples=32,
-      target_cem_elites=4,
-    )
+    agent = make_target_agent()
     cls.update = staticmethod(jax.jit(agent.update))
     obs = random_obs(0, 4)
     cls.state = agent.init(jax.random.key(0), obs, np.zeros((4, 7), np.float32))
@@ -451,15 +458,7 @@ class QtOptTargetTest(chex.TestCase):
     # targets are exact (the CEM argmax is on a plateau), so the halves'
     # different CEM keys do not matter. lr = 0 here: compare the gradients
     # through grad_norm, which is taken after the pmean.
-    sharded = make_agent(
-      make_linear_q_function(),
-      optimizer=optax.sgd(0.0),
-      l2_scale=0.0,
-      target_cem_iterations=3,
-      target_cem_samples=32,
-      target_cem_elites=4,
-      axis_name="i",
-    )
+    sharded = make_target_agent(axis_name="i")
     cap = [0.2] + [10.0] * 6
     state = self.state._replace(
       polyak_params=linear_params([2, 0, 0, 0, 0, 0, 2], -3, cap),
@@ -475,15 +474,7 @@ class QtOptTargetTest(chex.TestCase):
       np.testing.assert_allclose(split[name], [whole[name]] * 2, rtol=1e-5)
 
   def test_return_lower_bound(self):
-    agent = make_agent(
-      make_linear_q_function(),
-      optimizer=optax.sgd(0.0),
-      l2_scale=0.0,
-      target_cem_iterations=3,
-      target_cem_samples=32,
-      target_cem_elites=4,
-      target="bellman_or_return",
-    )
+    agent = make_target_agent(target="bellman_or_return")
     update = jax.jit(agent.update)
     with self.assertRaisesRegex(ValueError, "mc_return"):
       update(self.state, self.batch)
