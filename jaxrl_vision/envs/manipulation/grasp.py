@@ -23,8 +23,8 @@ parallel-jaw gripper starts 10 cm above the tray floor.
 
 With `terminate_on_close`, the step after a close command is that lift
 (the episode is then shorter). The last step sets `terminated` (the lift is
-an irreversible terminal event, as in QT-Opt); `truncated` is always False, so learners never bootstrap past
-the lift. The step count is not observed (as in QT-Opt and Visionary).
+an irreversible terminal event, as in QT-Opt); `truncated` is always False,
+so learners never bootstrap past the lift. The step count is not observed (as in QT-Opt and Visionary).
 
 Appearance: object colours are drawn per episode inside `reset` (hues from
 `hue_range`, so train and test colours can be kept disjoint) and live in the
