@@ -12,8 +12,10 @@ skill, so that what it cannot learn here it cannot learn from RL either:
   label(s, a) = exp(-d'/3 cm), d' = the distance in x-y from the gripper to
   the nearest object after the move 3 cm * a[:2] (open gripper, no yaw).
 
-States are `num_worlds` noisy-expert episodes of `grasp` (the gripper's
-positions the offline dataset visits), actions uniform in x-y. Every
+States are `num_worlds` noisy-expert episodes of the default run's `grasp`
+task (`configs/visionary.py`'s `task.params`, with `image_size` from the
+flag): the gripper's positions the offline dataset visits. Actions are
+uniform in x-y. Every
 `eval_every` steps, on 64 held-out episodes' states and a 9x9 grid of x-y
 moves, it reports the mean correlation of Q with -d' and how much the
 Q-argmax move brings the gripper closer to an object (`xy_gain_cm`),
@@ -38,6 +40,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from configs import visionary as visionary_config
 from jaxrl_vision.envs.manipulation import common
 from jaxrl_vision.envs.manipulation import grasp
 from jaxrl_vision.networks import visionary
@@ -215,7 +218,9 @@ def main(argv):
   del argv
   if _STEPS.value < 1 or _EVAL_EVERY.value < 1 or _BATCH.value < 1:
     raise app.UsageError("steps, eval_every and batch_size must be >= 1")
-  task = grasp.make_grasp_task(image_size=_IMAGE_SIZE.value)
+  task_params = dict(visionary_config.get_config().task.params)
+  task_params["image_size"] = _IMAGE_SIZE.value
+  task = grasp.make_grasp_task(**task_params)
   key = jax.random.key(_SEED.value)
   data_key, test_key, init_key, key = jax.random.split(key, 4)
   start = time.perf_counter()
@@ -260,7 +265,7 @@ def main(argv):
   result = dict(
     curve[-1],
     step_ms=round(1000 * train_s / _STEPS.value, 2),
-    image_size=_IMAGE_SIZE.value,
+    task_params=task_params,
     trunk=_TRUNK.value,
     architecture=_ARCH.value,
     batch_size=_BATCH.value,

@@ -22,7 +22,8 @@ Every conv / FC has a ReLU except the logit. All five merge locations
 selector runs it once per image and tiles its features over the samples.
 
 The action/state vector is a = concat(action [B, 7], state [B, 3]) = [B, 10]
-with state = (gripper_closed, height, aperture) (`state_vector`). Merge ops (B1.4 table), x in R^{HxWxC}:
+with state = (gripper_closed, height in decimetres, aperture) (`state_vector`).
+Merge ops (B1.4 table), x in R^{HxWxC}:
   noop          x
   add           x + T(a), T = Dense 256 -> ReLU -> Dense C -> ReLU, tiled over
                 HxW. One Dense on the concatenated blocks equals the sum of
@@ -86,6 +87,10 @@ ACTION_SIZE = 7  # T[3], sin, cos, open, close
 # gripper holding something stops part-open).
 STATE_KEYS = ("gripper_closed", "height", "aperture")
 STATE_SIZE = len(STATE_KEYS)
+# Each state entry's scale into the network: the height in metres spans
+# 0-0.25 and the close decision turns on centimetres of it, so it enters in
+# decimetres (0-2.5), like the flags and the action's [-1, 1] entries.
+STATE_SCALE = (1.0, 10.0, 1.0)
 ARCH_PARAM_NAMES = ("merge_logits", "peer_logits")
 
 Initializer = Callable[..., jax.Array]
@@ -590,8 +595,10 @@ class QFunction(NamedTuple):
 
 
 def state_vector(obs: Mapping[str, jax.Array]) -> jax.Array:
-  """[B, STATE_SIZE] float32: the obs leaves named in STATE_KEYS."""
-  return jnp.stack([obs[k] for k in STATE_KEYS], axis=-1).astype(jnp.float32)
+  """[B, STATE_SIZE] float32: the obs leaves named in STATE_KEYS, each
+  times its STATE_SCALE."""
+  state = jnp.stack([obs[k] for k in STATE_KEYS], axis=-1).astype(jnp.float32)
+  return state * jnp.asarray(STATE_SCALE, jnp.float32)
 
 
 def make_q_function(
@@ -813,7 +820,7 @@ def architecture_from_json(d: Mapping[str, Any]) -> Architecture:
 
 def draw_architecture(
   architecture: Architecture, weights: dict | None, path: str
-) -> None:
+) -> tuple[str, ...]:
   """Draws the network (Fig. 5 style) to an image file at `path`.
 
   The layer chain runs left to right; each merge location shows its op(s)
@@ -823,6 +830,11 @@ def draw_architecture(
   off the chain (action, dilated convs) sit in a lane above it, "self" edges
   are noted beside the node. With learned weights only edges > 0.5 are drawn
   (as Fig. 5). Host only (matplotlib, Agg).
+
+  Returns:
+    the names of the boxes drawn ("layer:<name>" for chain layers, the
+    location names for merges, "action", "action_attn" when an attention
+    edge leaves the action, the dilated convs when present).
   """
   # Imported here: the network code does not need matplotlib. A bare Figure
   # renders with Agg and leaves pyplot's global state alone.
@@ -903,16 +915,30 @@ def draw_architecture(
         pos["action"], (pos[location][0], -box_h / 2), "tab:blue", alpha=0.7
       )
 
-  # Attention sources off the chain, in a lane above it.
+  # The attention edges drawn into each location: all candidates before
+  # search, those with sigmoid(h) > 0.5 once learned (Fig. 5).
+  attention = weights.get("attention", {})
+  edges = {}
+  for i, location in enumerate(LOCATIONS):
+    candidates, learned = _attention_edges(architecture, i)
+    edges[location] = []
+    for v in candidates:
+      w = attention.get(location, {}).get(v)
+      if not (learned and w is not None and w <= 0.5):
+        edges[location].append((v, w))
+
+  # Attention sources off the chain, in a lane above it (the action only
+  # when an edge leaves it).
   lane_y = 3.2
-  box(
-    "action_attn",
-    "action+state\n(attention)",
-    pos["layer:conv1\n6x6 /2"][0],
-    lane_y,
-    "#d9f2d9",
-    h=0.75,
-  )
+  if any(v == "action" for shown in edges.values() for v, _ in shown):
+    box(
+      "action_attn",
+      "action+state\n(attention)",
+      pos["layer:conv1\n6x6 /2"][0],
+      lane_y,
+      "#d9f2d9",
+      h=0.75,
+    )
   if architecture.dilated:
     pool2_x = pos["layer:pool2"][0]
     for name, anchor in zip(
@@ -937,14 +963,7 @@ def draw_architecture(
       (1 - t) ** 2 * y1 + 2 * (1 - t) * t * cy + t**2 * y2,
     )
 
-  attention = weights.get("attention", {})
-  for i, location in enumerate(LOCATIONS):
-    candidates, learned = _attention_edges(architecture, i)
-    shown = []
-    for v in candidates:
-      w = attention.get(location, {}).get(v)
-      if not (learned and w is not None and w <= 0.5):
-        shown.append((v, w))
+  for location, shown in edges.items():
     tx, _ = pos[location]
     for n, (v, w) in enumerate(shown):
       label = "" if w is None else f"{w:.2f}"
@@ -999,3 +1018,4 @@ def draw_architecture(
     fontsize=10,
   )
   fig.savefig(path, dpi=110, bbox_inches="tight")
+  return tuple(pos)

@@ -56,7 +56,7 @@ def _obs(image_size, batch=B, seed=0):
     "gripper_closed": (jax.random.uniform(k2, (batch,)) > 0.5).astype(
       jnp.float32
     ),
-    "height": jax.random.uniform(k3, (batch,)),
+    "height": jax.random.uniform(k3, (batch,), maxval=0.25),  # metres
     "aperture": jax.random.uniform(jax.random.fold_in(k3, 1), (batch,)),
   }
 
@@ -369,14 +369,17 @@ class QFunctionTest(chex.TestCase):
       return x
 
     params = jax.tree_util.tree_map_with_path(scale_attention, self.params)
-    logits = self.q.apply(params, self.obs, self.action)
+    # A batch of 8: with 2 a tiny net can have a whole layer's ReLUs off, and
+    # an edge from a zero GAP then moves nothing.
+    obs, action = _obs(self.size, batch=8), _action(batch=8)
+    logits = self.q.apply(params, obs, action)
     arch = _arch_leaves(params)
     self.assertLen(arch, 10)
     for path, value in arch.items():
       pool3 = path[-2] == "attention_pool3"
       for j in range(value.shape[0] if pool3 else 1):
         nudged = _set(params, path, value.at[j].add(1.0))
-        moved = self.q.apply(nudged, self.obs, self.action)
+        moved = self.q.apply(nudged, obs, action)
         self.assertGreater(
           float(jnp.abs(moved - logits).max()), 1e-5, msg=f"{path} [{j}]"
         )
@@ -390,6 +393,16 @@ class QFunctionTest(chex.TestCase):
     )
     chex.assert_shape(pool3["peer_logits"], (len(expected),))
     chex.assert_shape(head["attention_pool2"]["peer_logits"], (4,))
+
+  def test_state_vector_scales_the_height_to_decimetres(self):
+    obs = {
+      "gripper_closed": jnp.array([0.0, 1.0]),
+      "height": jnp.array([0.10, 0.012]),
+      "aperture": jnp.array([1.0, 0.4]),
+    }
+    np.testing.assert_allclose(
+      vis.state_vector(obs), [[0.0, 1.0, 1.0], [1.0, 0.12, 0.4]], rtol=1e-6
+    )
 
   def test_wrong_image_size_raises(self):
     with self.assertRaisesRegex(ValueError, "Expected images"):
@@ -590,13 +603,23 @@ class PruningTest(chex.TestCase):
     weights = vis.arch_weights(params, self.search)
     derived = vis.derive(params, self.search)
     tmp = self.enter_context(tempfile.TemporaryDirectory())
+    drawn = {}
     for name, architecture in (("search", self.search), ("derived", derived)):
       path = os.path.join(tmp, f"{name}.png")
-      vis.draw_architecture(architecture, weights, path)
+      drawn[name] = vis.draw_architecture(architecture, weights, path)
       with open(path, "rb") as f:
         data = f.read()
       self.assertGreater(len(data), 1000)
       self.assertEqual(data[:8], b"\x89PNG\r\n\x1a\n")
+    # The action's attention box only where an attention edge leaves it.
+    self.assertIn("action_attn", drawn["search"])
+    self.assertIn("dilated2", drawn["search"])
+    baseline = vis.baseline_architecture()
+    path = os.path.join(tmp, "baseline.png")
+    drawn = vis.draw_architecture(baseline, None, path)
+    self.assertIn("action", drawn)
+    self.assertNotIn("action_attn", drawn)
+    self.assertNotIn("dilated2", drawn)
 
 
 class ValidationTest(parameterized.TestCase):

@@ -242,6 +242,55 @@ class GraspTest(chex.TestCase):
   def test_invalid_arguments_raise(self):
     with self.assertRaisesRegex(ValueError, "episode_length"):
       grasp.make_grasp_task(episode_length=1)
+    with self.assertRaisesRegex(ValueError, "can overlap"):
+      grasp.make_grasp_task(object_extent=0.04, settle_substeps=0)
+    with self.assertRaisesRegex(ValueError, "inside the tray"):
+      grasp.make_grasp_task(object_extent=0.12)
+    with self.assertRaisesRegex(ValueError, "object_jitter >= 0"):
+      grasp.make_grasp_task(object_jitter=-0.01)
+
+
+class LayoutTest(absltest.TestCase):
+  """`object_extent` / `object_jitter`: how dense the bin is."""
+
+  def test_footprint_radii_by_hand(self):
+    self.assertAlmostEqual(grasp.footprint_radius("box"), 0.02 * np.sqrt(2))
+    self.assertAlmostEqual(grasp.footprint_radius("sphere"), 0.025)
+    self.assertAlmostEqual(grasp.footprint_radius("capsule"), 0.045)
+
+  def test_overlap_bound_by_hand(self):
+    kinds = grasp.KIND_CYCLE  # the two largest radii: 0.045 + 0.0283
+    # 2x2 cells 2 * extent apart: 0.094 - 2 * 0.010 = 0.074 >= 0.0733,
+    # 0.094 - 2 * 0.011 = 0.072 < 0.0733.
+    self.assertFalse(grasp.layout_overlaps(kinds, 0.047, 0.010))
+    self.assertTrue(grasp.layout_overlaps(kinds, 0.047, 0.011))
+    # 5 objects: 3x3 cells extent apart, 0.08 - 0.02 < 0.0733.
+    self.assertTrue(grasp.layout_overlaps((kinds * 2)[:5], 0.08, 0.01))
+    self.assertFalse(grasp.layout_overlaps(("capsule",), 0.0, 0.0))
+
+  def test_dense_layout_places_objects_apart_without_settling(self):
+    extent, jitter, num_worlds = 0.047, 0.01, 64
+    task = grasp.make_grasp_task(
+      image_size=8, object_extent=extent, object_jitter=jitter
+    )
+    layout = task.layout
+    models, axes = task.randomize_model(
+      task.env.init_model(), jax.random.key(0), num_worlds
+    )
+    first = jax.jit(jax.vmap(task.env.reset, in_axes=(axes, 0)))(
+      models, jax.random.split(jax.random.key(1), num_worlds)
+    )
+    touching = jax.vmap(
+      lambda d: common.touching(d, layout.object_geoms, layout.object_geoms)
+    )(first.physics.data)  # [worlds, 3, 3]
+    self.assertFalse(np.any(np.asarray(touching) & ~np.eye(3, dtype=bool)))
+    xy = np.asarray(first.physics.data.xpos[:, layout.object_bodies, :2])
+    self.assertTrue(np.all(np.abs(xy) <= extent + jitter + 1e-6))
+    # Denser than the default layout, whose centres are >= 9 cm apart.
+    apart = np.linalg.norm(xy[:, :, None] - xy[:, None], axis=-1)
+    closest = np.min(apart + np.eye(3) * 1.0, axis=(1, 2))
+    self.assertLess(closest.min(), 0.09)
+    self.assertGreaterEqual(closest.min(), 2 * extent - 2 * jitter - 1e-6)
 
 
 class TerminateOnCloseTest(chex.TestCase):
