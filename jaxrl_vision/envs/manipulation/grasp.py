@@ -26,7 +26,8 @@ the tray floor at a random x-y in +-4 cm.
 With `terminate_on_close`, the step after a close command is that lift
 (the episode is then shorter). The last step sets `terminated` (the lift is
 an irreversible terminal event, as in QT-Opt); `truncated` is always False,
-so learners never bootstrap past the lift. The step count is not observed (as in QT-Opt and Visionary).
+so learners never bootstrap past the lift. The step count is not observed
+(as in QT-Opt and Visionary).
 
 Appearance: object colours are drawn per episode inside `reset` (hues from
 `hue_range`, so train and test colours can be kept disjoint) and live in the
@@ -82,6 +83,24 @@ def layout_overlaps(kinds: tuple[str, ...], extent: float, jitter: float):
   return bool(gap < radii[0] + radii[1])
 
 
+def straight_descent_action(
+  model: mjx.Model, state: types.EnvState, key: jax.Array
+) -> jax.Array:
+  """A reference policy with no x-y skill: descend 3 cm a step, close and
+  hold still once the fingertips are below 1 cm, then rise.
+
+  It reads only the observation's height and gripper flag, what the
+  Q-network's state vector carries: the success a learner reaches without
+  using the image to choose where to go.
+  """
+  del model, key
+  closed = state.obs["gripper_closed"] > 0.5
+  low = state.obs["height"] < 0.01
+  dz = jnp.where(closed, 1.0, jnp.where(low, 0.0, -1.0))
+  translation = jnp.array([0.0, 0.0, common.MAX_TRANSLATION]) * dz
+  return common.make_action(translation, jnp.float32(0), closed | low)
+
+
 def make_grasp_task(
   image_size: int = 64,
   num_objects: int = 3,
@@ -112,10 +131,8 @@ def make_grasp_task(
     object_extent: object cells lie on a grid spanning +-object_extent
       (metres). Default 0.06 for up to 4 objects (cells at the corners of a
       12 cm square, around the gripper's start), else 0.08. Smaller is a
-      denser bin, in which a straight descent finds an object more often
-      (measured, 3 objects, 200 episodes: straight descent and close 3% at
-      0.06, 12% at 0.047 with object_jitter 0.01; the noiseless expert 95.5%
-      at both).
+      denser bin, in which `straight_descent_action` finds an object more
+      often (`python -m experiments.benchmarks.grasp_references`).
     object_jitter: uniform +-object_jitter (metres) around each cell
       centre. Default 0.015 for up to 4 objects, else 0.01.
     lift_height: how far the scripted lift raises the gripper (metres).

@@ -4,6 +4,8 @@ One jitted, vmapped rollout is compiled in `setUpClass` and shared by every
 test (about 30 s of compilation on a 2-core CPU).
 """
 
+import types
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -250,6 +252,28 @@ class GraspTest(chex.TestCase):
       grasp.make_grasp_task(object_jitter=-0.01)
 
 
+class StraightDescentTest(absltest.TestCase):
+  """The no-x-y reference policy, on hand-set observations."""
+
+  def _act(self, height, closed):
+    state = types.SimpleNamespace(
+      obs={"height": jnp.float32(height), "gripper_closed": jnp.float32(closed)}
+    )
+    return np.asarray(grasp.straight_descent_action(None, state, None))
+
+  def test_descends_closes_low_then_rises(self):
+    # Action: T / 3 cm [3], sin, cos of the yaw step, open, close.
+    np.testing.assert_allclose(
+      self._act(0.10, 0.0), [0, 0, -1, 0, 1, 1, 0], atol=1e-6
+    )
+    np.testing.assert_allclose(
+      self._act(0.005, 0.0), [0, 0, 0, 0, 1, 0, 1], atol=1e-6
+    )
+    np.testing.assert_allclose(
+      self._act(0.005, 1.0), [0, 0, 1, 0, 1, 0, 1], atol=1e-6
+    )
+
+
 class LayoutTest(absltest.TestCase):
   """`object_extent` / `object_jitter`: how dense the bin is."""
 
@@ -285,9 +309,23 @@ class LayoutTest(absltest.TestCase):
     )(first.physics.data)  # [worlds, 3, 3]
     self.assertFalse(np.any(np.asarray(touching) & ~np.eye(3, dtype=bool)))
     xy = np.asarray(first.physics.data.xpos[:, layout.object_bodies, :2])
+    # Stricter than contacts: every pair's x-y footprint circles (this
+    # world's sizes) are apart, which is what `layout_overlaps` promises.
+    size = np.asarray(models.geom_size)[:, layout.object_geoms]  # [W, 3, 3]
+    radius = np.stack(
+      [
+        np.hypot(size[:, i, 0], size[:, i, 1])
+        if kind == "box"
+        else size[:, i, 0] + (size[:, i, 1] if kind == "capsule" else 0.0)
+        for i, kind in enumerate(layout.object_kinds)
+      ],
+      axis=-1,
+    )  # [W, 3]
+    apart = np.linalg.norm(xy[:, :, None] - xy[:, None], axis=-1)
+    reach = radius[:, :, None] + radius[:, None]
+    self.assertTrue(np.all((apart >= reach) | np.eye(3, dtype=bool)))
     self.assertTrue(np.all(np.abs(xy) <= extent + jitter + 1e-6))
     # Denser than the default layout, whose centres are >= 9 cm apart.
-    apart = np.linalg.norm(xy[:, :, None] - xy[:, None], axis=-1)
     closest = np.min(apart + np.eye(3) * 1.0, axis=(1, 2))
     self.assertLess(closest.min(), 0.09)
     self.assertGreaterEqual(closest.min(), 2 * extent - 2 * jitter - 1e-6)
