@@ -115,6 +115,7 @@ def main(argv: list[str]) -> None:
     _fail(f"--config: {_one_line(e)}")
   try:
     _check_common(config, validation)
+    mesh_lib.validate_config(config)  # before jax.distributed sees the values
     mesh_lib.initialize(
       config.distributed.coordinator_address or None,
       config.distributed.num_processes or None,
@@ -185,7 +186,6 @@ def _check_common(config, v) -> None:
       f"must be 0 or a multiple of train.log_every ({log_every})",
     )
   v.positive_int(config, "checkpoint.max_to_keep")
-  v.non_negative_int(config, "distributed.num_devices")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,13 @@ def non_negative_int(config, key: str) -> int:
   return value
 
 
+def boolean(config, key: str) -> bool:
+  value = get(config, key)
+  if not isinstance(value, bool):
+    raise ConfigError(key, value, "must be True or False")
+  return value
+
+
 def number_in(
   config,
   key: str,

@@ -7,9 +7,12 @@ find all three by itself: pass `auto=True` (`distributed.auto_detect`).
 """
 
 import os
+import re
 
 import jax
 from jax.sharding import Mesh
+
+from jaxrl_vision import validation
 
 DATA_AXIS = "data"
 
@@ -44,6 +47,60 @@ def initialize(
     local_device_ids=local_device_ids,
   )
   return True
+
+
+def validate_config(config) -> None:
+  """Checks `config.distributed` (configs/common.py) before `initialize`.
+
+  `jax.distributed.initialize` reports bad values late and as a traceback (or
+  not at all: a negative process id is passed on), so the runner calls this
+  first and turns the error into one line.
+
+  Args:
+    config: a config with a `distributed` section.
+
+  Raises:
+    validation.ConfigError: naming the first bad key.
+  """
+  validation.non_negative_int(config, "distributed.num_devices")
+  num_processes = validation.non_negative_int(
+    config, "distributed.num_processes"
+  )
+  process_id = config.distributed.process_id
+  if (
+    isinstance(process_id, bool)
+    or not isinstance(process_id, int)
+    or process_id < -1
+  ):
+    raise validation.ConfigError(
+      "distributed.process_id",
+      process_id,
+      "must be -1 (not set) or an integer >= 0",
+    )
+  if num_processes and process_id >= num_processes:
+    raise validation.ConfigError(
+      "distributed.process_id",
+      process_id,
+      f"must be < distributed.num_processes ({num_processes})",
+    )
+  address = config.distributed.coordinator_address
+  if not isinstance(address, str) or (address and not _is_host_port(address)):
+    raise validation.ConfigError(
+      "distributed.coordinator_address",
+      address,
+      "must be empty or host:port with a port in 1..65535",
+    )
+  validation.boolean(config, "distributed.auto_detect")
+
+
+def _is_host_port(address: str) -> bool:
+  host, _, port = address.rpartition(":")
+  return (
+    bool(host)
+    and not any(c.isspace() for c in host)
+    and re.fullmatch(r"[0-9]{1,5}", port) is not None
+    and 1 <= int(port) <= 65535
+  )
 
 
 def make_mesh(

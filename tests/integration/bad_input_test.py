@@ -6,10 +6,13 @@ import json
 import os
 
 import jax.numpy as jnp
+import ml_collections
 from absl.testing import absltest
 from absl.testing import parameterized
 
 from experiments import loop
+from jaxrl_vision import validation
+from jaxrl_vision.distributed import mesh
 from tests.integration import helpers
 
 
@@ -46,6 +49,12 @@ class BadCommandLineTest(parameterized.TestCase):
     ),
     ("too_many_devices", ["--config.distributed.num_devices=4096"], "at most"),
     (
+      # The other distributed keys are checked in DistributedConfigTest.
+      "negative_num_processes",
+      ["--config.distributed.num_processes=-7"],
+      "config.distributed.num_processes=-7: must be an integer >= 0",
+    ),
+    (
       "unknown_variant",
       [],
       "unknown variant 'nope'; valid variants: smoke",
@@ -68,6 +77,70 @@ class BadCommandLineTest(parameterized.TestCase):
     self.assertIn(message, lines[0])
     # Refused before the run started: no run directory, so nothing compiled.
     self.assertFalse(os.path.exists(workdir))
+
+
+def distributed_config(**overrides) -> ml_collections.ConfigDict:
+  """The `distributed` section of configs/common.py with some values changed.
+
+  Not type-safe like a loaded config, so wrong types reach the checks.
+  """
+  section = dict(
+    num_devices=0,
+    coordinator_address="",
+    num_processes=0,
+    process_id=-1,
+    auto_detect=False,
+  )
+  assert set(overrides) <= set(section), overrides
+  return ml_collections.ConfigDict(dict(distributed=section | overrides))
+
+
+class DistributedConfigTest(parameterized.TestCase):
+  """`mesh.validate_config`, which the runner calls before jax.distributed.
+
+  One case runs end to end: `negative_num_processes` above.
+  """
+
+  @parameterized.named_parameters(
+    ("defaults", {}),
+    ("all_devices_set", {"num_devices": 2}),
+    ("two_processes", {"num_processes": 2, "process_id": 1}),
+    ("id_from_env", {"num_processes": 2}),
+    ("count_from_env", {"process_id": 3}),
+    ("address", {"coordinator_address": "10.0.0.1:8476"}),
+    ("ipv6_address", {"coordinator_address": "[::1]:1"}),
+    ("max_port", {"coordinator_address": "localhost:65535"}),
+    ("auto", {"auto_detect": True}),
+  )
+  def test_accepts(self, overrides):
+    mesh.validate_config(distributed_config(**overrides))
+
+  @parameterized.named_parameters(
+    ("negative_devices", {"num_devices": -1}, "num_devices=-1: must be an"),
+    ("negative_processes", {"num_processes": -7}, "num_processes=-7: must be"),
+    ("bool_processes", {"num_processes": True}, "num_processes=True: must"),
+    ("negative_id", {"process_id": -7}, "process_id=-7: must be -1 (not"),
+    ("float_id", {"process_id": 1.0}, "process_id=1.0: must be -1 (not"),
+    (
+      "id_out_of_range",
+      {"num_processes": 4, "process_id": 4},
+      "process_id=4: must be < distributed.num_processes (4)",
+    ),
+    ("no_port", {"coordinator_address": "localhost"}, "address='localhost':"),
+    ("no_host", {"coordinator_address": ":1234"}, "address=':1234': must"),
+    ("port_0", {"coordinator_address": "h:0"}, "address='h:0': must"),
+    ("port_high", {"coordinator_address": "h:65536"}, "address='h:65536':"),
+    ("port_name", {"coordinator_address": "h:http"}, "address='h:http':"),
+    ("port_sign", {"coordinator_address": "h:+80"}, "address='h:+80':"),
+    ("space", {"coordinator_address": "a b:80"}, "address='a b:80':"),
+    ("address_type", {"coordinator_address": 80}, "address=80: must be"),
+    ("auto_string", {"auto_detect": "yes"}, "auto_detect='yes': must be"),
+  )
+  def test_rejects_naming_the_key(self, overrides, message):
+    with self.assertRaises(validation.ConfigError) as raised:
+      mesh.validate_config(distributed_config(**overrides))
+    self.assertStartsWith(str(raised.exception), "config.distributed.")
+    self.assertIn(message, str(raised.exception))
 
 
 def nan_at(recipe, iteration):
