@@ -34,17 +34,18 @@ from absl import logging
 from jaxrl_vision import types
 from jaxrl_vision.agents.qtopt import agent as qtopt
 from jaxrl_vision.networks import visionary
+from jaxrl_vision.search import visionary as space
 
 _FOUND = flags.DEFINE_string("found", "", "architecture.json of a run.")
 _SECONDS = flags.DEFINE_float("seconds", 3.0, "Timed seconds per case.")
 _BATCH = flags.DEFINE_integer("batch_size", 32, "Train-step batch.")
 
 
-def fig5a_like() -> visionary.Architecture:
+def fig5a_like() -> space.Architecture:
   """A found architecture of the paper's Fig. 5a shape: action merged at
   two locations, a few attention edges from the action, earlier layers and
   one dilated conv."""
-  return visionary.Architecture(
+  return space.Architecture(
     merge=(("add",), ("noop",), ("conv_filters",), ("noop",), ("noop",)),
     attention="fixed",
     edges=(
@@ -97,7 +98,7 @@ def step_time(trunk: str, arch, image_size: int, batch: int) -> float:
   agent = qtopt.make_qtopt(
     q,
     optimizer=optax.sgd(0.0044, momentum=0.958),
-    is_arch_param=visionary.is_arch_param,
+    is_arch_param=space.is_arch_param,
     target_cem_iterations=1,
     target_cem_samples=16,
     target_cem_elites=4,
@@ -129,12 +130,12 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   if _FOUND.value:
     with open(_FOUND.value) as f:
-      found = visionary.architecture_from_json(json.load(f)["found"])
+      found = space.architecture_from_json(json.load(f)["found"])
   else:
     found = fig5a_like()
   archs = {
-    "base": visionary.baseline_architecture(),
-    "search": visionary.search_architecture(),
+    "base": space.baseline_architecture(),
+    "search": space.search_architecture(),
     "found": found,
   }
   sizes = {"default": ("grasping_small", 64), "paper": ("grasping44", 472)}
@@ -181,7 +182,7 @@ def main(argv):
     },
     "step_ms": {k: round(1e3 * v, 2) for k, v in steps.items()},
     "batch_size": _BATCH.value,
-    "found_architecture": visionary.architecture_to_json(found),
+    "found_architecture": space.architecture_to_json(found),
     "backend": jax.default_backend(),
     "device": jax.devices()[0].device_kind,
   }

@@ -44,15 +44,19 @@ from configs import visionary as visionary_config
 from jaxrl_vision.envs.manipulation import common
 from jaxrl_vision.envs.manipulation import grasp
 from jaxrl_vision.networks import visionary
+from jaxrl_vision.search import visionary as space
 
 _ARCHITECTURES = {
-  "baseline": visionary.baseline_architecture,
-  "search": visionary.search_architecture,
+  "baseline": space.baseline_architecture,
+  "search": space.search_architecture,
 }
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 64, "Camera image side.")
 _TRUNK = flags.DEFINE_string("trunk", "grasping_small", "visionary.TRUNKS key.")
 _ARCH = flags.DEFINE_enum(
   "architecture", "baseline", sorted(_ARCHITECTURES), "Network."
+)
+_COORDS = flags.DEFINE_bool(
+  "coord_channels", False, "Pixel coordinates as image channels."
 )
 _STEPS = flags.DEFINE_integer("steps", 1000, "Gradient steps.")
 _BATCH = flags.DEFINE_integer("batch_size", 16, "States per step.")
@@ -234,7 +238,10 @@ def main(argv):
   logging.info("rollouts: %.1f s", time.perf_counter() - start)
 
   q = visionary.make_q_function(
-    _TRUNK.value, _ARCHITECTURES[_ARCH.value](), _IMAGE_SIZE.value
+    _TRUNK.value,
+    _ARCHITECTURES[_ARCH.value](),
+    _IMAGE_SIZE.value,
+    coord_channels=_COORDS.value,
   )
   params = q.init(
     init_key, jax.tree.map(lambda x: x[:1], obs), jnp.zeros((1, 7))
@@ -268,6 +275,7 @@ def main(argv):
     task_params=task_params,
     trunk=_TRUNK.value,
     architecture=_ARCH.value,
+    coord_channels=_COORDS.value,
     batch_size=_BATCH.value,
     num_actions=_ACTIONS.value,
     num_worlds=_WORLDS.value,

@@ -3,7 +3,7 @@
 Spec: /work/shared/specs/visionary-arm-igibson-hadsell.md, B1.2 (network),
 B1.4 (search space), B1.7 (JAX notes). The baseline QT-Opt network, the
 Visionary search supernet and every pruned network are the same `_Head`,
-configured by a static `Architecture`:
+configured by a static `search.visionary.Architecture`:
 
   image [B, S, S, 3] uint8 -> /255
     conv1 (width, 6x6, stride 2) -> maxpool p1 -> n1 x conv 5x5
@@ -18,7 +18,7 @@ configured by a static `Architecture`:
     -> flatten -> FC 64 -> FC 64 -> FC 1 logit      (Q = sigmoid(logit))
 
 Every conv / FC has a ReLU except the logit. All five merge locations
-(`LOCATIONS`) are at or after pool2, so `trunk` is action-independent: a CEM
+(`LOCATIONS` of `search.visionary`) are at or after pool2, so `trunk` is action-independent: a CEM
 selector runs it once per image and tiles its features over the samples.
 
 The action/state vector is a = concat(action [B, 7], state [B, 3]) = [B, 10]
@@ -40,7 +40,7 @@ p_v = Dense_v(GAP(v)) -> C_max units for every candidate v in {action,
 earlier location outputs (after their attention), x_i, dilated2, dilated4},
 m_i = sum_v sigmoid(h_iv) p_v with logits `peer_logits` (init 0),
 G_i(x_i) = x_i * sigmoid(Dense_C(m_i)) broadcast over HxW; both Dense layers
-init N(0, 0.01). Fixed architectures list the kept edges and sum them with
+init LeCun normal (see deviations). Fixed architectures list the kept edges and sum them with
 weight 1 (h is no longer a parameter). The dilated convs (3x3, dilation 2 and
 4, on pool2; on a stride-3 grid in `grasping44`, see `TrunkSpec`) only feed
 attention; they are action-independent, so `trunk` computes them and returns
@@ -53,7 +53,8 @@ Deviations from the spec, on purpose:
     (`init_scheme="fan_in"`). The spec's truncated normal std 0.01
     (`init_scheme="qtopt"`) relies on BN: without it the signal shrinks 3-6x
     per layer (init logits ~1e-15 on grasping44_64, gradients ~1e-14). Biases are 0.
-    Attention Dense layers are always N(0, 0.01), as in the spec.
+    Attention Dense layers are LeCun normal, not the spec's N(0, 0.01):
+    at 0.01 the gates' gradients are ~1e-7 and the search cannot move them.
   * Architecture logits live in the "params" collection (B1.7 suggests a
     separate "arch" collection) so one gradient step updates both; they are
     recognised by name with `is_arch_param` (to skip L2 and to log them).
@@ -63,7 +64,6 @@ Deviations from the spec, on purpose:
     3x3 / stride 3 is the same thing); shapes match the B1.2 table.
 """
 
-import dataclasses
 from collections.abc import Callable
 from collections.abc import Mapping
 from typing import Any
@@ -73,14 +73,9 @@ import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-OPS = ("noop", "add", "concat", "hadamard", "conv_filters")
-# Merge locations, in network order. conv_b2_k: after conv round(k * n2 / 3)
-# of block 2 (k = 1, 2, 3).
-LOCATIONS = ("pool2", "conv_b2_1", "conv_b2_2", "conv_b2_3", "pool3")
-DILATED = ("dilated2", "dilated4")
-ATTENTION_MODES = ("off", "search", "fixed")
+from jaxrl_vision.search import visionary as space
+
 ACTION_SIZE = 7  # T[3], sin, cos, open, close
 # The state vector: QT-Opt's gripper status and height (spec B1.1), the
 # status as the commanded flag and the measured finger aperture (a closed
@@ -91,14 +86,19 @@ STATE_SIZE = len(STATE_KEYS)
 # 0-0.25 and the close decision turns on centimetres of it, so it enters in
 # decimetres (0-2.5), like the flags and the action's [-1, 1] entries.
 STATE_SCALE = (1.0, 10.0, 1.0)
-ARCH_PARAM_NAMES = ("merge_logits", "peer_logits")
 
 Initializer = Callable[..., jax.Array]
 INIT_SCHEMES: dict[str, Initializer] = {
   "fan_in": nn.initializers.variance_scaling(2.0, "fan_in", "truncated_normal"),
   "qtopt": nn.initializers.truncated_normal(0.01),
 }
-_ATTENTION_INIT = nn.initializers.normal(0.01)
+# LeCun (fan-in, unit variance): with the spec's N(0, 0.01) the projections
+# and the attention layer each shrink the signal ~100x, so a gate's gradient
+# is their product (measured 1e-7..1e-6 against 1e-4..1e-2 for the merge
+# logits) and a search never moves the gates.
+_ATTENTION_INIT = nn.initializers.variance_scaling(
+  1.0, "fan_in", "truncated_normal"
+)
 
 
 class TrunkSpec(NamedTuple):
@@ -122,126 +122,6 @@ TRUNKS: Mapping[str, TrunkSpec] = {
   "grasping_small": TrunkSpec(64, (2, 2, 2), (2, 3, 1), 32, False),
   "grasping_tiny": TrunkSpec(32, (2, 2, 2), (1, 3, 1), 16, False),
 }
-
-
-@dataclasses.dataclass(frozen=True)
-class Architecture:
-  """A point (or a whole supernet) of the search space; hashable, static.
-
-  merge: per location in `LOCATIONS` (5 entries), the candidate ops.
-  attention: "off" | "search" (learned sigmoid edge weights over every
-    candidate) | "fixed" (the edges listed in `edges`, weight 1).
-  edges: when attention == "fixed", per location, the kept candidate names
-    ("action", a location name up to and including this one, "dilated2",
-    "dilated4"); () otherwise.
-  dilated: add the two dilated convs on pool2 (attention candidates only).
-  """
-
-  merge: tuple[tuple[str, ...], ...]
-  attention: str
-  edges: tuple[tuple[str, ...], ...] = ()
-  dilated: bool = False
-
-
-def search_architecture() -> Architecture:
-  """The full Visionary search model: every op everywhere + attention."""
-  return Architecture(
-    merge=(OPS,) * len(LOCATIONS), attention="search", dilated=True
-  )
-
-
-def baseline_architecture() -> Architecture:
-  """QT-Opt: add at pool2, nothing else."""
-  return Architecture(
-    merge=(("add",),) + (("noop",),) * (len(LOCATIONS) - 1), attention="off"
-  )
-
-
-def supernet_only_architecture() -> Architecture:
-  """Table II "supernet module search only"."""
-  return Architecture(merge=(OPS,) * len(LOCATIONS), attention="off")
-
-
-def attention_only_architecture() -> Architecture:
-  """Table II "peer-attention search only": QT-Opt merge + attention."""
-  return dataclasses.replace(
-    baseline_architecture(), attention="search", dilated=True
-  )
-
-
-def attention_candidates(location: int, dilated: bool) -> tuple[str, ...]:
-  """Every peer-attention candidate of LOCATIONS[location], in order."""
-  return ("action",) + LOCATIONS[: location + 1] + (DILATED if dilated else ())
-
-
-def _attention_edges(
-  architecture: Architecture, location: int
-) -> tuple[tuple[str, ...], bool]:
-  """(candidates, learned weights?) of one location; () = no module."""
-  if architecture.attention == "search":
-    return attention_candidates(location, architecture.dilated), True
-  if architecture.attention == "fixed":
-    return tuple(architecture.edges[location]), False
-  return (), False
-
-
-def validate_architecture(architecture: Architecture) -> None:
-  """Raises ValueError unless `architecture` is a well-formed point."""
-  if not isinstance(architecture, Architecture):
-    raise ValueError(f"Expected an Architecture, got {type(architecture)}.")
-  merge = architecture.merge
-  if not isinstance(merge, tuple) or len(merge) != len(LOCATIONS):
-    raise ValueError(
-      f"Architecture.merge needs a tuple of {len(LOCATIONS)} entries (one per "
-      f"location {LOCATIONS}), got {merge!r}."
-    )
-  for location, ops in zip(LOCATIONS, merge, strict=True):
-    if not isinstance(ops, tuple) or not ops:
-      raise ValueError(
-        f"Merge candidates at {location!r} must be a non-empty tuple of ops "
-        f"from {OPS}, got {ops!r}."
-      )
-    unknown = [op for op in ops if op not in OPS]
-    if unknown:
-      raise ValueError(
-        f"Unknown merge op(s) {unknown} at {location!r}; valid ops: {OPS}."
-      )
-    if len(set(ops)) != len(ops):
-      raise ValueError(f"Duplicate merge ops at {location!r}: {ops}.")
-  if architecture.attention not in ATTENTION_MODES:
-    raise ValueError(
-      f"Unknown attention mode {architecture.attention!r}; valid modes: "
-      f"{ATTENTION_MODES}."
-    )
-  if not isinstance(architecture.dilated, bool):
-    raise ValueError(
-      f"Architecture.dilated must be a bool, got {architecture.dilated!r}."
-    )
-  edges = architecture.edges
-  if architecture.attention != "fixed":
-    if edges != ():
-      raise ValueError(
-        "Architecture.edges is only used with attention='fixed'; got "
-        f"attention={architecture.attention!r} and edges={edges!r}."
-      )
-    return
-  if not isinstance(edges, tuple) or len(edges) != len(LOCATIONS):
-    raise ValueError(
-      f"attention='fixed' needs edges for each of the {len(LOCATIONS)} "
-      f"locations {LOCATIONS}, got {edges!r}."
-    )
-  for i, (location, kept) in enumerate(zip(LOCATIONS, edges, strict=True)):
-    valid = attention_candidates(i, architecture.dilated)
-    if not isinstance(kept, tuple):
-      raise ValueError(f"Edges at {location!r} must be a tuple, got {kept!r}.")
-    unknown = [v for v in kept if v not in valid]
-    if unknown:
-      raise ValueError(
-        f"Unknown attention candidate(s) {unknown} at {location!r} "
-        f"(dilated={architecture.dilated}); valid: {valid}."
-      )
-    if len(set(kept)) != len(kept):
-      raise ValueError(f"Duplicate attention edges at {location!r}: {kept}.")
 
 
 # ---------------------------------------------------------------- shapes
@@ -273,7 +153,7 @@ def _block2_positions(num_convs: int) -> dict[int, str]:
       f"Block 2 needs >= 3 convs for three distinct merge locations, got "
       f"n2 = {num_convs}."
     )
-  return dict(zip(positions, LOCATIONS[1:4], strict=True))
+  return dict(zip(positions, space.LOCATIONS[1:4], strict=True))
 
 
 def feature_shapes(trunk_name: str, image_size: int) -> FeatureShapes:
@@ -479,6 +359,22 @@ def _max_pool(x: jax.Array, size: int) -> jax.Array:
   return nn.max_pool(x, (size, size), (size, size), padding="SAME")
 
 
+def add_coordinates(x: jax.Array) -> jax.Array:
+  """CoordConv (Liu et al., 2018): x [B, H, W, C] -> [B, H, W, C + 2] with
+  each pixel's row and column, scaled to [-1, 1], as two more channels.
+
+  Convolutions are translation-equivariant, so without these a network
+  must infer where in the image a feature sits from the borders' padding;
+  the grasp's x-y skill is a question of where (the fingers relative to
+  the objects).
+  """
+  b, h, w, _ = x.shape
+  rows = jnp.broadcast_to(jnp.linspace(-1.0, 1.0, h)[:, None], (h, w))
+  cols = jnp.broadcast_to(jnp.linspace(-1.0, 1.0, w)[None, :], (h, w))
+  grid = jnp.stack([rows, cols], axis=-1).astype(x.dtype)
+  return jnp.concatenate([x, jnp.broadcast_to(grid, (b, h, w, 2))], axis=-1)
+
+
 def _gap(x: jax.Array) -> jax.Array:
   return x.mean(axis=(1, 2))  # [B, H, W, C] -> [B, C]
 
@@ -489,11 +385,14 @@ class _Trunk(nn.Module):
   spec: TrunkSpec
   dilated: bool
   kernel_init: Initializer
+  coord_channels: bool = False
 
   @nn.compact
   def __call__(self, image: jax.Array) -> dict[str, jax.Array]:
     width, init = self.spec.width, self.kernel_init
     x = image.astype(jnp.float32) / 255.0
+    if self.coord_channels:
+      x = add_coordinates(x)
     x = nn.Conv(width, (6, 6), (2, 2), kernel_init=init, name="conv1")(x)
     x = _max_pool(nn.relu(x), self.spec.pools[0])
     for j in range(1, self.spec.num_convs[0] + 1):
@@ -501,9 +400,11 @@ class _Trunk(nn.Module):
         nn.Conv(width, (5, 5), kernel_init=init, name=f"b1_conv{j}")(x)
       )
     x = _max_pool(x, self.spec.pools[1])
+    if self.coord_channels:  # again where the action merges
+      x = add_coordinates(x)
     features = {"pool2": x}
     if self.dilated:
-      for name, rate in zip(DILATED, (2, 4), strict=True):
+      for name, rate in zip(space.DILATED, (2, 4), strict=True):
         stride = self.spec.dilated_stride
         conv = nn.Conv(
           width,
@@ -522,7 +423,7 @@ class _Head(nn.Module):
   """(features, state [B, 3], action [B, 7]) -> logits [B]."""
 
   spec: TrunkSpec
-  architecture: Architecture
+  architecture: space.Architecture
   kernel_init: Initializer
 
   @nn.compact
@@ -539,13 +440,13 @@ class _Head(nn.Module):
     chex.assert_shape(action, (batch, ACTION_SIZE))
     a = jnp.concatenate([action, state], axis=-1)  # [B, 10]
     pooled = {"action": a}
-    pooled.update({v: features[v] for v in DILATED if v in features})
+    pooled.update({v: features[v] for v in space.DILATED if v in features})
 
     def merge_and_attend(i: int, x: jax.Array) -> jax.Array:
-      location = LOCATIONS[i]
+      location = space.LOCATIONS[i]
       if arch.merge[i] != ("noop",):
         x = Supernet(arch.merge[i], init, name=f"merge_{location}")(x, a)
-      candidates, learned = _attention_edges(arch, i)
+      candidates, learned = space.attention_edges(arch, i)
       if candidates:
         pooled[location] = _gap(x)  # x_i itself is a candidate
         x = PeerAttention(
@@ -561,9 +462,9 @@ class _Head(nn.Module):
         nn.Conv(width, (3, 3), kernel_init=init, name=f"b2_conv{j}")(x)
       )
       if j in positions:
-        x = merge_and_attend(LOCATIONS.index(positions[j]), x)
+        x = merge_and_attend(space.LOCATIONS.index(positions[j]), x)
     x = _max_pool(x, self.spec.pools[2])
-    x = merge_and_attend(len(LOCATIONS) - 1, x)
+    x = merge_and_attend(len(space.LOCATIONS) - 1, x)
     padding = "VALID" if self.spec.valid_block3 else "SAME"
     for j in range(1, self.spec.num_convs[2] + 1):
       conv = nn.Conv(
@@ -590,7 +491,7 @@ class QFunction(NamedTuple):
   trunk: Callable[..., Any]
   head: Callable[..., jax.Array]
   apply: Callable[..., jax.Array]
-  architecture: Architecture
+  architecture: space.Architecture
   trunk_name: str
 
 
@@ -603,9 +504,10 @@ def state_vector(obs: Mapping[str, jax.Array]) -> jax.Array:
 
 def make_q_function(
   trunk_name: str,
-  architecture: Architecture,
+  architecture: space.Architecture,
   image_size: int,
   init_scheme: str = "fan_in",
+  coord_channels: bool = False,
 ) -> QFunction:
   """Builds the Q-function of `architecture` on trunk `TRUNKS[trunk_name]`.
 
@@ -615,6 +517,11 @@ def make_q_function(
     image_size: input side S; images are [B, S, S, 3] uint8.
     init_scheme: "fan_in" (He truncated normal, default) or "qtopt"
       (truncated normal std 0.01, the spec's; needs BN to train well).
+    coord_channels: append pixel coordinates (CoordConv, `add_coordinates`)
+      to the image and again to the pool2 map, where the first merge adds
+      the action: a conv after the merge can then compare a position in
+      the map with the move the action makes. The same for every
+      architecture (not a searched choice).
 
   Returns:
     A `QFunction`; `apply(p, obs, a) == head(p, trunk(p, obs["image"]),
@@ -626,13 +533,13 @@ def make_q_function(
   """
   spec = _trunk_spec(trunk_name)
   feature_shapes(trunk_name, image_size)
-  validate_architecture(architecture)
+  space.validate_architecture(architecture)
   if init_scheme not in INIT_SCHEMES:
     raise ValueError(
       f"Unknown init_scheme {init_scheme!r}; valid: {sorted(INIT_SCHEMES)}."
     )
   kernel_init = INIT_SCHEMES[init_scheme]
-  trunk_module = _Trunk(spec, architecture.dilated, kernel_init)
+  trunk_module = _Trunk(spec, architecture.dilated, kernel_init, coord_channels)
   head_module = _Head(spec, architecture, kernel_init)
   image_shape = (image_size, image_size, 3)
 
@@ -679,343 +586,3 @@ def make_q_function(
     architecture=architecture,
     trunk_name=trunk_name,
   )
-
-
-# ------------------------------------------------- architecture params
-
-
-def is_arch_param(path: tuple[Any, ...]) -> bool:
-  """True for merge logits w and attention logits h.
-
-  Args:
-    path: the dict keys down to a leaf, as strings (jax key-path entries such
-      as `DictKey` are accepted too), e.g. ("params", "head", "merge_pool2",
-      "merge_logits").
-  """
-  if not path:
-    return False
-  last = path[-1]
-  return str(getattr(last, "key", last)) in ARCH_PARAM_NAMES
-
-
-def _head_params(params: Mapping[str, Any]) -> Mapping[str, Any]:
-  return params["params"]["head"]
-
-
-def arch_weights(params: Any, architecture: Architecture) -> dict:
-  """Host-side, JSON-able architecture weights for logging and drawing.
-
-  Returns:
-    {"merge": {location: {op: softmax weight}}, "attention": {location:
-    {candidate: sigmoid(h)}}}. Fixed choices read 1.0; locations without an
-    attention module are left out of "attention".
-  """
-  head = _head_params(params)
-  merge = {}
-  for location, ops in zip(LOCATIONS, architecture.merge, strict=True):
-    if len(ops) == 1:
-      merge[location] = {ops[0]: 1.0}
-    else:
-      logits = head[f"merge_{location}"]["merge_logits"]
-      weights = np.asarray(jax.nn.softmax(logits))
-      merge[location] = {
-        op: float(w) for op, w in zip(ops, weights, strict=True)
-      }
-  attention = {}
-  for i, location in enumerate(LOCATIONS):
-    candidates, learned = _attention_edges(architecture, i)
-    if not candidates:
-      continue
-    if learned:
-      logits = head[f"attention_{location}"]["peer_logits"]
-      weights = np.asarray(jax.nn.sigmoid(logits))
-    else:
-      weights = np.ones(len(candidates))
-    attention[location] = {
-      v: float(w) for v, w in zip(candidates, weights, strict=True)
-    }
-  return {"merge": merge, "attention": attention}
-
-
-def derive(params: Any, architecture: Architecture) -> Architecture:
-  """Prunes a searched network into a fixed architecture (B1.4).
-
-  Merge: the argmax op per location (first on ties). Attention "search":
-  edges with sigmoid(h) > 0.5 become attention "fixed" (possibly with no
-  edges at all, which equals "off"); "fixed" and "off" keep their edges.
-  `dilated` survives only if a kept edge reads a dilated output.
-  """
-  validate_architecture(architecture)
-  weights = arch_weights(params, architecture)
-  merge = tuple(
-    (max(weights["merge"][location].items(), key=lambda kv: kv[1])[0],)
-    if len(ops) > 1
-    else ops
-    for location, ops in zip(LOCATIONS, architecture.merge, strict=True)
-  )
-  if architecture.attention == "off":
-    return Architecture(merge=merge, attention="off")
-  edges = tuple(
-    tuple(
-      v
-      for v, w in weights["attention"].get(location, {}).items()
-      if architecture.attention == "fixed" or w > 0.5
-    )
-    for location in LOCATIONS
-  )
-  dilated = any(v in DILATED for kept in edges for v in kept)
-  return Architecture(
-    merge=merge, attention="fixed", edges=edges, dilated=dilated
-  )
-
-
-def architecture_to_json(
-  architecture: Architecture, weights: dict | None = None
-) -> dict:
-  """JSON-able dict; `weights` (from `arch_weights`) is stored alongside."""
-  d = {
-    "locations": list(LOCATIONS),
-    "merge": [list(ops) for ops in architecture.merge],
-    "attention": architecture.attention,
-    "edges": [list(kept) for kept in architecture.edges],
-    "dilated": architecture.dilated,
-  }
-  if weights is not None:
-    d["weights"] = weights
-  return d
-
-
-def architecture_from_json(d: Mapping[str, Any]) -> Architecture:
-  """Inverse of `architecture_to_json`; ValueError on malformed input."""
-  if not isinstance(d, Mapping):
-    raise ValueError(f"Expected a dict, got {type(d)}.")
-  if "locations" in d and list(d["locations"]) != list(LOCATIONS):
-    raise ValueError(
-      f"Locations {d['locations']} do not match this module's {LOCATIONS}."
-    )
-
-  def tuples(value, what):
-    if not isinstance(value, list | tuple) or not all(
-      isinstance(v, list | tuple) and all(isinstance(s, str) for s in v)
-      for v in value
-    ):
-      raise ValueError(f"{what} must be a list of lists of str, got {value!r}.")
-    return tuple(tuple(v) for v in value)
-
-  try:
-    architecture = Architecture(
-      merge=tuples(d["merge"], "merge"),
-      attention=d["attention"],
-      edges=tuples(d.get("edges", []), "edges"),
-      dilated=d.get("dilated", False),
-    )
-  except KeyError as e:
-    raise ValueError(f"Architecture JSON is missing key {e}.") from e
-  validate_architecture(architecture)
-  return architecture
-
-
-# --------------------------------------------------------------- drawing
-
-
-def draw_architecture(
-  architecture: Architecture, weights: dict | None, path: str
-) -> tuple[str, ...]:
-  """Draws the network (Fig. 5 style) to an image file at `path`.
-
-  The layer chain runs left to right; each merge location shows its op(s)
-  (ranked by softmax weight when `weights`, from `arch_weights`, is given).
-  Blue arrows bring the action/state vector to the merges. Red arcs are
-  peer-attention edges into a location, labelled with sigmoid(h); sources
-  off the chain (action, dilated convs) sit in a lane above it, "self" edges
-  are noted beside the node. With learned weights only edges > 0.5 are drawn
-  (as Fig. 5). Host only (matplotlib, Agg).
-
-  Returns:
-    the names of the boxes drawn ("layer:<name>" for chain layers, the
-    location names for merges, "action", "action_attn" when an attention
-    edge leaves the action, the dilated convs when present).
-  """
-  # Imported here: the network code does not need matplotlib. A bare Figure
-  # renders with Agg and leaves pyplot's global state alone.
-  from matplotlib import figure
-  from matplotlib import patches
-
-  validate_architecture(architecture)
-  weights = weights or {}
-  layers = {
-    "start": ("image", "conv1\n6x6 /2", "pool1", "block 1\n5x5 convs", "pool2"),
-    LOCATIONS[0]: ("block 2\n1/3 convs",),
-    LOCATIONS[1]: ("block 2\n2/3 convs",),
-    LOCATIONS[2]: ("block 2\n3/3 convs",),
-    LOCATIONS[3]: ("pool3",),
-    LOCATIONS[4]: ("block 3\n3x3 convs", "FC 64\nFC 64\nFC 1", "Q"),
-  }
-  chain = [(name, "layer") for name in layers["start"]]
-  for location in LOCATIONS:
-    chain.append((location, "merge"))
-    chain.extend((name, "layer") for name in layers[location])
-  step, box_w, box_h = 1.5, 1.25, 1.1
-  fig = figure.Figure(figsize=(len(chain) * 1.25, 8.0))
-  ax = fig.subplots()
-  pos = {}  # node -> centre
-
-  def box(name, text, x, y, face, h=box_h, fontsize=8.0):
-    pos[name] = (x, y)
-    ax.add_patch(
-      patches.Rectangle((x - box_w / 2, y - h / 2), box_w, h, fc=face, ec="k")
-    )
-    ax.text(x, y, text, ha="center", va="center", fontsize=fontsize)
-
-  def arrow(start, end, color="black", **kw):
-    ax.annotate(
-      "",
-      xy=end,
-      xytext=start,
-      arrowprops={"arrowstyle": "->", "color": color, **kw},
-    )
-
-  for k, (name, kind) in enumerate(chain):
-    x = k * step
-    if kind == "merge":
-      ops = architecture.merge[LOCATIONS.index(name)]
-      merge_w = weights.get("merge", {}).get(name, {})
-      ranked = sorted(ops, key=lambda op: -merge_w.get(op, 0.0))
-      lines = [
-        f"{op} {merge_w[op]:.2f}" if op in merge_w and len(ops) > 1 else op
-        for op in ranked
-      ]
-      face = "#eeeeee" if ops == ("noop",) else "#cfe2ff"
-      small = len(ops) > 1
-      box(
-        name,
-        "\n".join([f"@{name}", *lines]),
-        x,
-        0.0,
-        face,
-        fontsize=6.5 if small else 8.0,
-      )
-    else:  # keyed apart from the merge location of the same name
-      box(f"layer:{name}", name, x, 0.0, "#fff4d6")
-    if k:
-      arrow((x - step + box_w / 2, 0.0), (x - box_w / 2, 0.0))
-
-  # Action/state into the merges (below the chain).
-  box(
-    "action",
-    f"action+state\n({ACTION_SIZE + STATE_SIZE})",
-    pos[LOCATIONS[2]][0],
-    -3.0,
-    "#d9f2d9",
-    h=0.75,
-  )
-  for location, ops in zip(LOCATIONS, architecture.merge, strict=True):
-    if ops != ("noop",):
-      arrow(
-        pos["action"], (pos[location][0], -box_h / 2), "tab:blue", alpha=0.7
-      )
-
-  # The attention edges drawn into each location: all candidates before
-  # search, those with sigmoid(h) > 0.5 once learned (Fig. 5).
-  attention = weights.get("attention", {})
-  edges = {}
-  for i, location in enumerate(LOCATIONS):
-    candidates, learned = _attention_edges(architecture, i)
-    edges[location] = []
-    for v in candidates:
-      w = attention.get(location, {}).get(v)
-      if not (learned and w is not None and w <= 0.5):
-        edges[location].append((v, w))
-
-  # Attention sources off the chain, in a lane above it (the action only
-  # when an edge leaves it).
-  lane_y = 3.2
-  if any(v == "action" for shown in edges.values() for v, _ in shown):
-    box(
-      "action_attn",
-      "action+state\n(attention)",
-      pos["layer:conv1\n6x6 /2"][0],
-      lane_y,
-      "#d9f2d9",
-      h=0.75,
-    )
-  if architecture.dilated:
-    pool2_x = pos["layer:pool2"][0]
-    for name, anchor in zip(
-      DILATED, ("layer:pool1", "layer:block 1\n5x5 convs"), strict=True
-    ):
-      box(
-        name,
-        f"3x3 conv\ndilation {name[-1]}",
-        pos[anchor][0],
-        lane_y,
-        "#f2d9f2",
-        h=0.75,
-      )
-      arrow((pool2_x, box_h / 2), (pos[name][0], lane_y - 0.375), "gray")
-
-  def bezier(p0, p1, rad, t):  # the curve of matplotlib's "arc3,rad=..."
-    (x1, y1), (x2, y2) = p0, p1
-    cx = (x1 + x2) / 2 + rad * (y2 - y1)
-    cy = (y1 + y2) / 2 - rad * (x2 - x1)
-    return (
-      (1 - t) ** 2 * x1 + 2 * (1 - t) * t * cx + t**2 * x2,
-      (1 - t) ** 2 * y1 + 2 * (1 - t) * t * cy + t**2 * y2,
-    )
-
-  for location, shown in edges.items():
-    tx, _ = pos[location]
-    for n, (v, w) in enumerate(shown):
-      label = "" if w is None else f"{w:.2f}"
-      if v == location:
-        ax.text(
-          tx + box_w / 2 + 0.05,
-          box_h / 2 + 0.05,
-          f"self {label}",
-          color="tab:red",
-          fontsize=7,
-          ha="left",
-          va="bottom",
-        )
-        continue
-      # Spread arrival points over the top edge of the target.
-      end = (tx - 0.45 + 0.9 * (n + 0.5) / len(shown), box_h / 2)
-      if v in LOCATIONS:
-        start, rad, t = (pos[v][0] + 0.3, box_h / 2), -0.35, 0.5
-      else:
-        source = "action_attn" if v == "action" else v
-        start, rad, t = (pos[source][0] + 0.3, lane_y - 0.375), -0.15, 0.8
-      ax.annotate(
-        "",
-        xy=end,
-        xytext=start,
-        arrowprops={
-          "arrowstyle": "->",
-          "color": "tab:red",
-          "lw": 0.6 + 1.5 * (w if w is not None else 0.5),
-          "connectionstyle": f"arc3,rad={rad}",
-          "alpha": 0.8,
-        },
-      )
-      if label:
-        lx, ly = bezier(start, end, rad, t)
-        ax.text(
-          lx,
-          ly + 0.08,
-          label,
-          color="tab:red",
-          ha="center",
-          va="bottom",
-          fontsize=7,
-        )
-  ax.set_xlim(-1.0, (len(chain) - 1) * step + 1.0)
-  ax.set_ylim(-3.8, 5.0)
-  ax.set_aspect("equal")
-  ax.axis("off")
-  ax.set_title(
-    f"attention={architecture.attention}, dilated={architecture.dilated}   "
-    "(blue: action merge, red: peer attention)",
-    fontsize=10,
-  )
-  fig.savefig(path, dpi=110, bbox_inches="tight")
-  return tuple(pos)

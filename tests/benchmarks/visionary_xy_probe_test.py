@@ -8,6 +8,7 @@ from absl.testing import absltest
 
 from experiments.benchmarks import visionary_xy_probe as probe
 from jaxrl_vision.networks import visionary
+from jaxrl_vision.search import visionary as space
 
 
 def _positions(gripper, objects):
@@ -63,7 +64,7 @@ class ProbeTest(absltest.TestCase):
     super().setUp()
     size = 32
     self.q = visionary.make_q_function(
-      "grasping_tiny", visionary.baseline_architecture(), size
+      "grasping_tiny", space.baseline_architecture(), size
     )
     keys = jax.random.split(jax.random.key(0), 4)
     self.obs = {

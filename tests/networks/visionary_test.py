@@ -13,7 +13,9 @@ import numpy as np
 from absl.testing import absltest
 from absl.testing import parameterized
 
+from experiments import plots
 from jaxrl_vision.networks import visionary as vis
+from jaxrl_vision.search import visionary as space
 
 B = 2  # batch
 H, W, C = 3, 4, 5  # a non-square map, so reshapes of H*W are checked
@@ -77,7 +79,7 @@ def _search_tiny():
   `PruningTest` runs a real `init` on a derived net.
   """
   size = vis.TRUNKS["grasping_tiny"].image_size
-  q = vis.make_q_function("grasping_tiny", vis.search_architecture(), size)
+  q = vis.make_q_function("grasping_tiny", space.search_architecture(), size)
   shapes = jax.eval_shape(q.init, jax.random.key(0), _obs(size), _action())
   rng = np.random.default_rng(0)
 
@@ -94,7 +96,7 @@ def _str_path(path):
 
 def _arch_leaves(params):
   flat = jax.tree_util.tree_flatten_with_path(params)[0]
-  return {_str_path(p): x for p, x in flat if vis.is_arch_param(_str_path(p))}
+  return {_str_path(p): x for p, x in flat if space.is_arch_param(_str_path(p))}
 
 
 def _set(params, path, value):
@@ -108,7 +110,7 @@ def _set(params, path, value):
 
 
 class MergeOpsTest(chex.TestCase):
-  @parameterized.parameters(*vis.OPS)
+  @parameterized.parameters(*space.OPS)
   def test_output_shape_equals_input_shape(self, op):
     x, a = _x_a()
     _, y = _init_apply(vis.Supernet((op,)), x, a)
@@ -201,11 +203,11 @@ class SupernetTest(chex.TestCase):
   def setUp(self):
     super().setUp()
     self.x, self.a = _x_a()
-    self.module = vis.Supernet(vis.OPS)
+    self.module = vis.Supernet(space.OPS)
     self.params = _random_params(self.module, self.x, self.a)
     # Each op alone, on the same sub-params.
     self.single = {"noop": self.x}
-    for op in vis.OPS[1:]:
+    for op in space.OPS[1:]:
       self.single[op] = vis.MERGE_MODULES[op]().apply(
         {"params": self.params[op]}, self.x, self.a
       )
@@ -214,16 +216,18 @@ class SupernetTest(chex.TestCase):
     params = _set(self.params, ("merge_logits",), logits)
     return self.module.apply({"params": params}, self.x, self.a)
 
-  @parameterized.parameters(*range(len(vis.OPS)))
+  @parameterized.parameters(*range(len(space.OPS)))
   def test_one_hot_logits_select_one_op(self, j):
     # softmax([.., 50, ..]) puts e^-50 ~ 2e-22 on the others.
-    y = self._apply(50.0 * jax.nn.one_hot(j, len(vis.OPS)))
-    np.testing.assert_allclose(y, self.single[vis.OPS[j]], rtol=1e-5, atol=1e-6)
+    y = self._apply(50.0 * jax.nn.one_hot(j, len(space.OPS)))
+    np.testing.assert_allclose(
+      y, self.single[space.OPS[j]], rtol=1e-5, atol=1e-6
+    )
 
   def test_zero_logits_average_the_ops(self):
     # softmax(0) = 1/5 each.
-    y = self._apply(jnp.zeros(len(vis.OPS)))
-    expected = sum(self.single.values()) / len(vis.OPS)
+    y = self._apply(jnp.zeros(len(space.OPS)))
+    expected = sum(self.single.values()) / len(space.OPS)
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
 
 
@@ -302,7 +306,7 @@ class TrunkShapesTest(chex.TestCase):
     ("grasping_tiny", "grasping_tiny", 4, 2, 16),  # 32 -> 16 -> 8 -> 4 -> 2
   )
   def test_shapes(self, trunk_name, merge_side, final_side, width):
-    params, features = _shapes(trunk_name, vis.search_architecture())
+    params, features = _shapes(trunk_name, space.search_architecture())
     chex.assert_shape(features["pool2"], (B, merge_side, merge_side, width))
     chex.assert_shape([features["dilated2"], features["dilated4"]], (B, width))
     head = params["params"]["head"]
@@ -317,7 +321,7 @@ class TrunkShapesTest(chex.TestCase):
     )
 
   def test_baseline_trunk_is_pool2_only_and_faithful_size(self):
-    params, features = _shapes("grasping44", vis.baseline_architecture())
+    params, features = _shapes("grasping44", space.baseline_architecture())
     self.assertEqual(set(features), {"pool2"})
     # B1.2: 1.238 M with BN; without BN (and its ~2 k params) 1.240 M.
     num_params = sum(x.size for x in jax.tree.leaves(params))
@@ -365,7 +369,7 @@ class QFunctionTest(chex.TestCase):
     def scale_attention(path, x):
       keys = _str_path(path)
       if any(k.startswith("attention_") for k in keys):
-        return x if vis.is_arch_param(keys) else 30.0 * x
+        return x if space.is_arch_param(keys) else 30.0 * x
       return x
 
     params = jax.tree_util.tree_map_with_path(scale_attention, self.params)
@@ -387,7 +391,7 @@ class QFunctionTest(chex.TestCase):
   def test_attention_candidates_are_wired(self):
     head = self.params["params"]["head"]
     pool3 = head["attention_pool3"]
-    expected = ("action",) + vis.LOCATIONS + vis.DILATED
+    expected = ("action",) + space.LOCATIONS + space.DILATED
     self.assertEqual(
       set(pool3), {f"proj_{v}" for v in expected} | {"attention", "peer_logits"}
     )
@@ -404,6 +408,24 @@ class QFunctionTest(chex.TestCase):
       vis.state_vector(obs), [[0.0, 1.0, 1.0], [1.0, 0.12, 0.4]], rtol=1e-6
     )
 
+  def test_coord_channels(self):
+    x = jnp.zeros((2, 3, 4, 1))
+    y = vis.add_coordinates(x)
+    chex.assert_shape(y, (2, 3, 4, 3))
+    # Rows -1, 0, 1 down channel 1; columns -1, -1/3, 1/3, 1 across 2.
+    np.testing.assert_allclose(y[1, :, 0, 1], [-1.0, 0.0, 1.0])
+    np.testing.assert_allclose(y[0, 2, :, 2], [-1, -1 / 3, 1 / 3, 1], rtol=1e-6)
+    size = vis.TRUNKS["grasping_tiny"].image_size
+    q = vis.make_q_function(
+      "grasping_tiny", space.baseline_architecture(), size, coord_channels=True
+    )
+    params = q.init(jax.random.key(0), _obs(size), jnp.zeros((B, 7)))
+    kernel = params["params"]["trunk"]["conv1"]["kernel"]
+    chex.assert_shape(kernel, (6, 6, 5, 16))  # RGB + 2 coordinates
+    # A blank image still tells positions apart: the map varies over space.
+    features = q.trunk(params, jnp.zeros((1, size, size, 3), jnp.uint8))
+    self.assertGreater(float(jnp.std(features["pool2"][0, ..., :].mean(-1))), 0)
+
   def test_wrong_image_size_raises(self):
     with self.assertRaisesRegex(ValueError, "Expected images"):
       self.q.trunk(self.params, jnp.zeros((B, 16, 16, 3), jnp.uint8))
@@ -412,10 +434,10 @@ class QFunctionTest(chex.TestCase):
 class ArchParamsTest(chex.TestCase):
   @parameterized.named_parameters(
     # (architecture, number of merge logits, number of attention logits)
-    ("baseline", vis.baseline_architecture(), 0, 0),
-    ("search", vis.search_architecture(), 5, 5),
-    ("supernet_only", vis.supernet_only_architecture(), 5, 0),
-    ("attention_only", vis.attention_only_architecture(), 0, 5),
+    ("baseline", space.baseline_architecture(), 0, 0),
+    ("search", space.search_architecture(), 5, 5),
+    ("supernet_only", space.supernet_only_architecture(), 5, 0),
+    ("attention_only", space.attention_only_architecture(), 0, 5),
   )
   def test_is_arch_param(self, architecture, num_merge, num_attention):
     params, _ = _shapes("grasping_tiny", architecture)
@@ -427,16 +449,16 @@ class ArchParamsTest(chex.TestCase):
 
   def test_is_arch_param_paths(self):
     self.assertTrue(
-      vis.is_arch_param(("params", "head", "merge_pool2", "merge_logits"))
+      space.is_arch_param(("params", "head", "merge_pool2", "merge_logits"))
     )
-    self.assertTrue(vis.is_arch_param(("attention_pool3", "peer_logits")))
+    self.assertTrue(space.is_arch_param(("attention_pool3", "peer_logits")))
     self.assertFalse(
-      vis.is_arch_param(("params", "head", "merge_pool2", "add", "kernel"))
+      space.is_arch_param(("params", "head", "merge_pool2", "add", "kernel"))
     )
-    self.assertFalse(vis.is_arch_param(()))
+    self.assertFalse(space.is_arch_param(()))
 
   def test_baseline_has_no_search_modules(self):
-    params, _ = _shapes("grasping_tiny", vis.baseline_architecture())
+    params, _ = _shapes("grasping_tiny", space.baseline_architecture())
     head = params["params"]["head"]
     self.assertEqual(set(head["merge_pool2"]), {"add"})
     self.assertEmpty([k for k in head if k.startswith("attention_")])
@@ -448,7 +470,7 @@ class PruningTest(chex.TestCase):
   def setUpClass(cls):
     super().setUpClass()
     cls.size = vis.TRUNKS["grasping_tiny"].image_size
-    cls.search = vis.search_architecture()
+    cls.search = space.search_architecture()
     _, cls.params = _search_tiny()
 
   def _hand_set(self, dilated_kept):
@@ -461,7 +483,7 @@ class PruningTest(chex.TestCase):
       "pool3": "concat",
     }
     for location, op in hot.items():
-      logits = 2.0 * jax.nn.one_hot(vis.OPS.index(op), len(vis.OPS)) - 1.0
+      logits = 2.0 * jax.nn.one_hot(space.OPS.index(op), len(space.OPS)) - 1.0
       path = ("params", "head", f"merge_{location}", "merge_logits")
       params = _set(params, path, logits)
     # Candidates: action, locations up to here, dilated2, dilated4. Kept iff
@@ -480,8 +502,9 @@ class PruningTest(chex.TestCase):
 
   @parameterized.named_parameters(("with_dilated", True), ("without", False))
   def test_derive_hand_set(self, dilated_kept):
-    derived = vis.derive(self._hand_set(dilated_kept), self.search)
-    expected = vis.Architecture(
+    # The paper's threshold (Fig. 5): edges with sigmoid(h) > 0.5.
+    derived = space.derive(self._hand_set(dilated_kept), self.search, 0.5)
+    expected = space.Architecture(
       merge=(
         ("add",),
         ("noop",),
@@ -538,7 +561,7 @@ class PruningTest(chex.TestCase):
       )
 
   def test_derived_network_runs_without_arch_params(self):
-    derived = vis.derive(self._hand_set(True), self.search)
+    derived = space.derive(self._hand_set(True), self.search)
     q = vis.make_q_function("grasping_tiny", derived, self.size)
     # A real init. "rbg" keys compile ~2x faster than threefry on CPU.
     key = jax.random.key(1, impl="rbg")
@@ -564,49 +587,61 @@ class PruningTest(chex.TestCase):
       rtol=1e-5,
       atol=1e-5,
     )
-    self.assertEqual(vis.derive(params, derived), derived)  # a fixed point
+    self.assertEqual(space.derive(params, derived), derived)  # a fixed point
 
   def test_derive_keeps_off_and_baseline(self):
-    baseline = vis.baseline_architecture()
+    baseline = space.baseline_architecture()
     params, _ = _shapes("grasping_tiny", baseline)
-    self.assertEqual(vis.derive(params, baseline), baseline)
-    params, _ = _shapes("grasping_tiny", vis.supernet_only_architecture())
+    self.assertEqual(space.derive(params, baseline), baseline)
+    params, _ = _shapes("grasping_tiny", space.supernet_only_architecture())
     params = jax.tree.map(jnp.zeros_like, params)
     params = _set(
       params, ("params", "head", "merge_pool3", "merge_logits"), [0, 0, 0, 1, 0]
     )
-    derived = vis.derive(params, vis.supernet_only_architecture())
+    derived = space.derive(params, space.supernet_only_architecture())
     # Zero logits tie: the first op, noop, wins.
     self.assertEqual(derived.merge, (("noop",),) * 4 + (("hadamard",),))
     self.assertEqual(derived.attention, "off")
 
+  def test_default_threshold_keeps_only_raised_gates(self):
+    # GATE_THRESHOLD 0.6: sigmoid(0.5) = 0.62 stays, sigmoid(0.1) = 0.52
+    # and sigmoid(0.2) = 0.55 go (both kept at 0.5).
+    self.assertEqual(space.GATE_THRESHOLD, 0.6)
+    derived = space.derive(self._hand_set(True), self.search)
+    self.assertEqual(
+      derived.edges,
+      (("action", "dilated4"), (), ("pool2", "conv_b2_2"), (), ()),
+    )
+
   def test_arch_weights_and_json_round_trip(self):
     params = self._hand_set(True)
-    weights = vis.arch_weights(params, self.search)
+    weights = space.arch_weights(params, self.search)
     np.testing.assert_allclose(sum(weights["merge"]["pool2"].values()), 1.0)
     self.assertAlmostEqual(
       weights["attention"]["pool2"]["dilated4"], float(jax.nn.sigmoid(3.0)), 6
     )
     for architecture in (
       self.search,
-      vis.baseline_architecture(),
-      vis.derive(params, self.search),
+      space.baseline_architecture(),
+      space.derive(params, self.search, 0.5),
     ):
       d = json.loads(
-        json.dumps(vis.architecture_to_json(architecture, weights))
+        json.dumps(space.architecture_to_json(architecture, weights))
       )
-      self.assertEqual(vis.architecture_from_json(d), architecture)
-      self.assertEqual(hash(vis.architecture_from_json(d)), hash(architecture))
+      self.assertEqual(space.architecture_from_json(d), architecture)
+      self.assertEqual(
+        hash(space.architecture_from_json(d)), hash(architecture)
+      )
 
   def test_draw_writes_png(self):
     params = self._hand_set(True)
-    weights = vis.arch_weights(params, self.search)
-    derived = vis.derive(params, self.search)
+    weights = space.arch_weights(params, self.search)
+    derived = space.derive(params, self.search)
     tmp = self.enter_context(tempfile.TemporaryDirectory())
     drawn = {}
     for name, architecture in (("search", self.search), ("derived", derived)):
       path = os.path.join(tmp, f"{name}.png")
-      drawn[name] = vis.draw_architecture(architecture, weights, path)
+      drawn[name] = plots.draw_architecture(architecture, weights, path)
       with open(path, "rb") as f:
         data = f.read()
       self.assertGreater(len(data), 1000)
@@ -614,9 +649,9 @@ class PruningTest(chex.TestCase):
     # The action's attention box only where an attention edge leaves it.
     self.assertIn("action_attn", drawn["search"])
     self.assertIn("dilated2", drawn["search"])
-    baseline = vis.baseline_architecture()
+    baseline = space.baseline_architecture()
     path = os.path.join(tmp, "baseline.png")
-    drawn = vis.draw_architecture(baseline, None, path)
+    drawn = plots.draw_architecture(baseline, None, path)
     self.assertIn("action", drawn)
     self.assertNotIn("action_attn", drawn)
     self.assertNotIn("dilated2", drawn)
@@ -625,7 +660,7 @@ class PruningTest(chex.TestCase):
 class ValidationTest(parameterized.TestCase):
   def test_unknown_trunk(self):
     with self.assertRaisesRegex(ValueError, "Unknown trunk 'nope'.*grasping"):
-      vis.make_q_function("nope", vis.baseline_architecture(), 32)
+      vis.make_q_function("nope", space.baseline_architecture(), 32)
 
   @parameterized.parameters(
     ("grasping44", 64),  # 64 -> 32 -> 11 -> 4 -> 2 -> 3 VALID convs: 0
@@ -633,12 +668,12 @@ class ValidationTest(parameterized.TestCase):
   )
   def test_bad_image_size(self, trunk_name, image_size):
     with self.assertRaises(ValueError):
-      vis.make_q_function(trunk_name, vis.baseline_architecture(), image_size)
+      vis.make_q_function(trunk_name, space.baseline_architecture(), image_size)
 
   def test_unknown_init_scheme(self):
     with self.assertRaisesRegex(ValueError, "init_scheme"):
       vis.make_q_function(
-        "grasping_tiny", vis.baseline_architecture(), 32, init_scheme="x"
+        "grasping_tiny", space.baseline_architecture(), 32, init_scheme="x"
       )
 
   @parameterized.named_parameters(
@@ -677,14 +712,14 @@ class ValidationTest(parameterized.TestCase):
     ),
   )
   def test_malformed_architecture(self, fields):
-    architecture = vis.Architecture(**fields)
+    architecture = space.Architecture(**fields)
     with self.assertRaises(ValueError):
       vis.make_q_function("grasping_tiny", architecture, 32)
     with self.assertRaises(ValueError):
-      vis.architecture_from_json(vis.architecture_to_json(architecture))
+      space.architecture_from_json(space.architecture_to_json(architecture))
 
   def test_unhashable_architecture(self):
-    architecture = vis.Architecture(merge=[("add",)] * 5, attention="off")
+    architecture = space.Architecture(merge=[("add",)] * 5, attention="off")
     with self.assertRaisesRegex(ValueError, "tuple"):
       vis.make_q_function("grasping_tiny", architecture, 32)
 
@@ -700,7 +735,7 @@ class ValidationTest(parameterized.TestCase):
   )
   def test_malformed_json(self, d):
     with self.assertRaises(ValueError):
-      vis.architecture_from_json(d)
+      space.architecture_from_json(d)
 
 
 if __name__ == "__main__":
