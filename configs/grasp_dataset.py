@@ -5,8 +5,9 @@ r"""Offline grasp dataset for Visionary-style training (issue #3, spec C.2).
   python -m experiments.collect --config=configs/grasp_dataset.py:smoke \
       --out=/tmp/grasp_smoke
 
-Episodes mix a noisy scripted expert with uniformly random actions, aiming
-at a 30-60% success mix. Default: 256 episodes (2,560 transitions) at 64x64,
+Episodes mix the behaviour policies of `envs.manipulation.scripted`: the
+scripted expert, the expert aiming off the object, a straight descent and
+random moves. Default: 256 episodes (2,560 transitions) at 64x64,
 a few minutes on a 2-core CPU, most of it compilation.
 """
 
@@ -22,10 +23,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   )
   config.num_episodes = 256
   config.episodes_per_call = 32  # vmapped worlds per jitted collection call
-  config.expert_weight = 0.6  # the rest act uniformly at random
+  # Episodes per behaviour policy (envs.manipulation.scripted), by weight.
+  config.mix = dict(expert=0.4, offset_expert=0.4, descent=0.1, random=0.1)
   config.expert_noise = 0.1
-  # Probability that an expert episode takes a random action at a step.
-  config.expert_epsilon = 0.0
+  # Probability that an expert step is replaced by a random move.
+  config.explore_epsilon = 0.2
+  # The offset expert aims this far (metres) off the object.
+  config.offset_range = (0.015, 0.05)
+  # Per-step probability that the random policy closes the gripper.
+  config.random_close = 0.15
   config.episodes_per_shard = 128
   if arg == "smoke":
     config.task.params.image_size = 32

@@ -1,4 +1,4 @@
-r"""Collects an offline dataset with a task's scripted expert and random play.
+r"""Collects an offline dataset with a task's behaviour policies.
 
   python -m experiments.collect --config=configs/grasp_dataset.py --out=DIR
 
@@ -8,7 +8,6 @@ and prints the success rate of each policy and of the mix.
 
 import sys
 
-import numpy as np
 from absl import app
 from absl import flags
 from absl import logging
@@ -32,9 +31,11 @@ def main(argv):
     sys.exit(f"error: {e}")
   episodes = datasets.collect(config)
   manifest = datasets.write(config, _OUT.value, episodes)
-  for name, rate in datasets.policy_success(episodes).items():
-    count = int(np.sum(episodes.policy == datasets.POLICIES.index(name)))
-    print(f"{name:6s} episodes {count:5d}  success {rate:.3f}")
+  for name, part in datasets.composition(episodes).items():
+    print(
+      f"{name:13s} episodes {part['episodes']:5d}  success "
+      f"{part['success']:.3f}"
+    )
   print(
     f"dataset {_OUT.value}: {manifest['episodes']} episodes, "
     f"{manifest['transitions']} transitions, "

@@ -3,8 +3,9 @@
 Shared by `experiments.collect` (the CLI) and experiments that need a
 dataset (`experiments.visionary`). The dataset config (see
 `configs/grasp_dataset.py`): seed, task {name, params}, num_episodes,
-episodes_per_call, expert_weight, expert_noise, expert_epsilon,
-episodes_per_shard.
+episodes_per_call, mix {policy: weight} over `POLICIES`, expert_noise,
+explore_epsilon, offset_range, episodes_per_shard (the policies are
+`envs.manipulation.scripted`'s).
 """
 
 import json
@@ -16,9 +17,10 @@ import numpy as np
 from jaxrl_vision.data import episode_store
 from jaxrl_vision.data import offline
 from jaxrl_vision.envs.manipulation import grasp
+from jaxrl_vision.envs.manipulation import scripted
 from jaxrl_vision.envs.manipulation import stack
 
-POLICIES = ("expert", "random")  # the mix, in Episodes.policy order
+POLICIES = scripted.POLICY_NAMES  # the mix, in Episodes.policy order
 TASKS = {"grasp": grasp.make_grasp_task, "stack": stack.make_stack_task}
 
 
@@ -32,33 +34,27 @@ def make_task(config):
     raise ValueError(
       "config.num_episodes must be a multiple of episodes_per_call"
     )
+  unknown = sorted(set(config.mix) - set(POLICIES))
+  if unknown:
+    raise ValueError(
+      f"config.mix: unknown policies {unknown}; valid {POLICIES}"
+    )
   return TASKS[config.task.name](**config.task.params)
 
 
 def _collector(task, config):
-  noise, epsilon = config.expert_noise, config.expert_epsilon
-
-  def expert(model, state, key):
-    """The noisy expert, taking a random action with probability epsilon
-    at each step (it reads its phase from the state, so it recovers)."""
-    expert_key, coin_key, random_key = jax.random.split(key, 3)
-    action = task.expert_action(model, state, expert_key, noise)
-    if epsilon == 0:
-      return action
-    return jax.numpy.where(
-      jax.random.uniform(coin_key) < epsilon,
-      task.random_action(random_key),
-      action,
-    )
-
-  def random(model, state, key):
-    del model, state
-    return task.random_action(key)
-
+  policies = scripted.make_behaviour_policies(
+    task,
+    grasp.straight_descent_action,
+    expert_noise=config.expert_noise,
+    explore_epsilon=config.explore_epsilon,
+    offset_range=tuple(config.offset_range),
+    random_close=config.random_close,
+  )
   return offline.make_collector(
     task.env,
-    [expert, random],
-    [config.expert_weight, 1 - config.expert_weight],
+    [policies[name] for name in POLICIES],
+    [config.mix.get(name, 0.0) for name in POLICIES],
   )
 
 
@@ -79,13 +75,18 @@ def collect(config, log=print) -> offline.Episodes:
   return jax.tree.map(lambda *xs: np.concatenate(xs), *parts)
 
 
-def policy_success(episodes: offline.Episodes) -> dict[str, float]:
-  """Success rate of each policy of the mix (expert = 0, random = 1)."""
+def composition(episodes: offline.Episodes) -> dict[str, dict]:
+  """Per policy of the mix that acted: episodes, transitions, success rate."""
+  policy = np.asarray(episodes.policy)
   out = {}
   for i, name in enumerate(POLICIES):
-    mask = np.asarray(episodes.policy) == i
+    mask = policy == i
     if mask.any():
-      out[name] = float(np.mean(np.asarray(episodes.success)[mask]))
+      out[name] = {
+        "episodes": int(mask.sum()),
+        "transitions": int(np.asarray(episodes.length)[mask].sum()),
+        "success": round(float(np.mean(np.asarray(episodes.success)[mask])), 4),
+      }
   return out
 
 

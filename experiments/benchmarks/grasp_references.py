@@ -16,6 +16,7 @@ number of episodes and the task parameters.
 """
 
 import json
+from collections.abc import Callable
 
 import jax
 import numpy as np
@@ -25,6 +26,7 @@ from absl import logging
 
 from configs import visionary as visionary_config
 from jaxrl_vision.data import offline
+from jaxrl_vision.envs.manipulation import common
 from jaxrl_vision.envs.manipulation import grasp
 
 _LAYOUT = flags.DEFINE_enum(
@@ -44,6 +46,30 @@ def task_params(layout: str, image_size: int) -> dict:
   return params
 
 
+def ignore_episode_key(policy: Callable[..., jax.Array]) -> offline.Policy:
+  """`policy(model, state, key)` as an `offline.Policy`: these references
+  have no per-episode latent, so the episode key is dropped."""
+
+  def per_step(model, state, key, episode_key):
+    del episode_key
+    return policy(model, state, key)
+
+  return per_step
+
+
+def reference_policies(
+  task: common.ManipulationTask,
+) -> dict[str, offline.Policy]:
+  """The noiseless expert, the straight descent and the random policy."""
+  return {
+    "expert": ignore_episode_key(
+      lambda m, s, k: task.expert_action(m, s, k, 0.0)
+    ),
+    "straight_descent": ignore_episode_key(grasp.straight_descent_action),
+    "random": ignore_episode_key(lambda m, s, k: task.random_action(k)),
+  }
+
+
 def main(argv):
   del argv
   if _EPISODES.value < 1:
@@ -54,11 +80,7 @@ def main(argv):
   models, axes = task.randomize_model(
     task.env.init_model(), model_key, _EPISODES.value
   )
-  policies = {
-    "expert": lambda m, s, k: task.expert_action(m, s, k, 0.0),
-    "straight_descent": grasp.straight_descent_action,
-    "random": lambda m, s, k: task.random_action(k),
-  }
+  policies = reference_policies(task)
 
   def success_rate(policy) -> float:
     collect = offline.make_collector(task.env, [policy], [1.0])

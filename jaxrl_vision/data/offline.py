@@ -16,8 +16,13 @@ import numpy as np
 
 from jaxrl_vision import types
 
-# policy(model, env_state, key) -> action, for one world; callers vmap.
-Policy = Callable[[types.Model, types.EnvState, jax.Array], jax.Array]
+# policy(model, env_state, key, episode_key) -> action, for one world;
+# callers vmap. `key` is fresh every step; `episode_key` is the same for all
+# steps of an episode (per-episode latents: an aiming offset, a wander
+# length).
+Policy = Callable[
+  [types.Model, types.EnvState, jax.Array, jax.Array], jax.Array
+]
 
 
 class Episodes(NamedTuple):
@@ -52,7 +57,7 @@ def make_collector(
   horizon = env.spec.max_episode_steps
 
   def one_episode(model, key):
-    choice_key, reset_key, key = jax.random.split(key, 3)
+    choice_key, reset_key, episode_key, key = jax.random.split(key, 4)
     choice = jax.random.categorical(choice_key, logits)
     state = env.reset(model, reset_key)
 
@@ -60,7 +65,7 @@ def make_collector(
       state, done = carry
       # Every policy acts and the episode's own is kept: scripted policies
       # are cheap next to physics, and vmap would run all branches anyway.
-      actions = [p(model, state, key) for p in policies]
+      actions = [p(model, state, key, episode_key) for p in policies]
       action = jnp.stack(actions)[choice]
       next_state = env.step(model, state, action)
       ended = next_state.terminated | next_state.truncated
@@ -105,8 +110,8 @@ def episodes_structure(env: types.Env) -> Episodes:
   writes, e.g. for `episode_store.read`; nothing is simulated."""
   dtype = jnp.int32 if env.spec.num_actions else jnp.float32
 
-  def still(model, state, key):
-    del model, state, key
+  def still(model, state, key, episode_key):
+    del model, state, key, episode_key
     return jnp.zeros(env.spec.action_shape, dtype)
 
   collect = make_collector(env, [still], [1.0])

@@ -13,15 +13,15 @@ from jaxrl_vision.envs import catch
 ROWS, COLS = 6, 5
 
 
-def catch_expert(model, state, key):
+def catch_expert(model, state, key, episode_key):
   """Privileged: move the paddle toward the ball's column (0/1/2 actions)."""
-  del model, key
+  del model, key, episode_key
   p = state.physics
   return (jnp.sign(p.ball[1] - p.paddle) + 1).astype(jnp.int32)
 
 
-def random_policy(model, state, key):
-  del model, state
+def random_policy(model, state, key, episode_key):
+  del model, state, episode_key
   return jax.random.randint(key, (), 0, 3, jnp.int32)
 
 
@@ -74,17 +74,37 @@ class CollectorTest(absltest.TestCase):
   def test_stored_frames_replay_the_env(self):
     ep = self.collect([0.5, 0.5], num=4, seed=3)
     # Re-simulate episode 0 from its first frame's physics: each stored
-    # action must lead to the stored next frame.
+    # action must lead to the stored next frame. The reset key is the second
+    # of the four the collector splits from the episode's key.
     e = 0
     state = self.env.reset(
       self.model,
-      jax.random.split(jax.random.split(jax.random.key(3), 4)[e], 3)[1],
+      jax.random.split(jax.random.split(jax.random.key(3), 4)[e], 4)[1],
     )
     np.testing.assert_array_equal(state.obs, ep.obs[e, 0])
     for t in range(int(ep.length[e])):
       state = self.env.step(self.model, state, ep.action[e, t])
       np.testing.assert_array_equal(state.obs, ep.obs[e, t + 1])
       self.assertEqual(float(state.reward), float(ep.reward[e, t]))
+
+  def test_episode_key_is_fixed_within_and_differs_across_episodes(self):
+    def episode_key_policy(model, state, key, episode_key):
+      """Acts 31 bits of the episode key (Catch clips any move to +-1)."""
+      del model, state, key
+      return (jax.random.key_data(episode_key)[-1] >> 1).astype(jnp.int32)
+
+    num = 16
+    collect = offline.make_collector(self.env, [episode_key_policy], [1.0])
+    ep = jax.jit(collect, static_argnums=2)(self.model, jax.random.key(0), num)
+    action = np.asarray(ep.action)  # [16, 8]
+    # Fails if the per-step key is passed (the actions would change within
+    # an episode) ...
+    np.testing.assert_array_equal(
+      action, np.broadcast_to(action[:, :1], action.shape)
+    )
+    # ... or if one key is shared by all episodes (all rows would match;
+    # 31-bit values of distinct keys collide with probability ~1e-7).
+    self.assertLen(set(action[:, 0].tolist()), num)
 
   def test_bad_weights_raise(self):
     with self.assertRaises(ValueError):

@@ -72,9 +72,11 @@ class ManipulationTask(NamedTuple):
   """An MJX task with its privileged helpers, all pure functions.
 
   env: the `types.Env` (reset, step, init_model, spec).
-  expert_action(model, state, key, noise_scale) -> action [7]: a scripted
-    policy that reads privileged state (object poses); `noise_scale` adds
-    Gaussian noise to its translation and yaw (0 = deterministic).
+  expert_action(model, state, key, noise_scale, aim_offset) -> action [7]: a
+    scripted policy that reads privileged state (object poses); `noise_scale`
+    adds Gaussian noise to its translation and yaw (0 = deterministic);
+    `aim_offset` ([2] metres, None = none) makes it reach for a point that
+    far off the object it picks.
   random_action(key) -> action [7]: the uniformly random policy.
   randomize_model(model, key, num_worlds) -> (models, in_axes): per-world
     model randomisation, for `jax.vmap(env.step, in_axes=(in_axes, 0, 0))`.

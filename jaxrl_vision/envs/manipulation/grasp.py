@@ -259,15 +259,20 @@ def make_grasp_task(
     state: types.EnvState,
     key: jax.Array,
     noise_scale: float = 0.0,
+    aim_offset: jax.Array | None = None,
   ) -> jax.Array:
     """Scripted grasp from privileged state: nearest object, align the jaws,
     hover, descend, close, lift. Stateless: the phase is read from the
-    state (gripper pose, the closed flag)."""
+    state (gripper pose, the closed flag). With `aim_offset` ([2] metres)
+    it aims that far off the object in x-y: the same motion, descending
+    and closing at the wrong place (a dataset's contrast to the expert)."""
     del model
     p = state.physics
     data = p.data
     grip = data.qpos[:3]
     objects = data.xpos[layout.object_bodies]  # [N, 3]
+    if aim_offset is not None:
+      objects = objects.at[:, :2].add(aim_offset)
     dist = jnp.linalg.norm(objects[:, :2] - grip[:2], axis=-1)
     # One-hot selection, not dynamic indexing: XLA:CPU (jax 0.10.2) fails
     # to compile this function's fused dynamic slices.

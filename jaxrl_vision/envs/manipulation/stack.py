@@ -155,10 +155,13 @@ def make_stack_task(
     state: types.EnvState,
     key: jax.Array,
     noise_scale: float = 0.0,
+    aim_offset: jax.Array | None = None,
   ) -> jax.Array:
     """Scripted stack from privileged state: grasp cube 0 from above, lift,
     carry it over cube 1, lower it to 4.5 cm above cube 1's centre, open and
-    retract. Stateless: the phase is read from the state."""
+    retract. Stateless: the phase is read from the state. With `aim_offset`
+    ([2] metres) it reaches for cube 0 that far off in x-y (a dataset's
+    contrast to the expert)."""
     p = state.physics
     data = p.data
     grip = data.qpos[:3]
@@ -177,7 +180,8 @@ def make_stack_task(
 
     # Open gripper: approach cube 0 unless it is already on cube 1.
     dyaw = common.object_yaw_targets(layout, data)[0]
-    reach, reach_yaw, ready = common.approach(grip, a, dyaw, HOVER_HEIGHT)
+    aim = a if aim_offset is None else a.at[:2].add(aim_offset)
+    reach, reach_yaw, ready = common.approach(grip, aim, dyaw, HOVER_HEIGHT)
     up = jnp.array([0.0, 0.0, common.MAX_TRANSLATION])
 
     # Carrying: lift until cube 0 clears cube 1, then move over it, then

@@ -24,11 +24,12 @@ class GraspCollectTest(absltest.TestCase):
     cls.task = grasp.make_grasp_task(image_size=32, episode_length=LENGTH)
     cls.model = cls.task.env.init_model()
 
-    def expert(model, state, key):
+    def expert(model, state, key, episode_key):
+      del episode_key
       return cls.task.expert_action(model, state, key, 0.0)
 
-    def random(model, state, key):
-      del model, state
+    def random(model, state, key, episode_key):
+      del model, state, episode_key
       return cls.task.random_action(key)
 
     # staticmethod: a jitted function stored on the class is not a method.
