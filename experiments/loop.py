@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import jax
 import ml_collections
+import numpy as np
 import tqdm
 
 from experiments import rundir
@@ -75,15 +76,35 @@ class Setup(NamedTuple):
   compile_s: float
 
 
+def seed_batching(config: ml_collections.ConfigDict) -> str:
+  """`train.seed_batching` ("auto" = "unroll" on CPU, else "vmap"; see
+  `train.vmap_seeds`)."""
+  batching = config.train.get("seed_batching", "auto")
+  if batching == "auto":
+    return "unroll" if jax.default_backend() == "cpu" else "vmap"
+  return batching
+
+
+def eval_key(config: ml_collections.ConfigDict) -> jax.Array:
+  """The evaluation key of a run; the evaluation at iteration `it` uses
+  `fold_in(eval_key(config), it)`, so runs with the same seed are evaluated
+  in the same worlds."""
+  return jax.random.split(jax.random.key(config.seed))[1]
+
+
 def build(config: ml_collections.ConfigDict, recipe: recipes.Recipe) -> Setup:
   """The trainer for this config on this job's devices, and its state layout."""
   num_devices = config.distributed.num_devices or jax.device_count()
   axis_name = mesh_lib.DATA_AXIS if num_devices > 1 else None
   trainer = recipe.make_train(config, axis_name, num_devices)
+  if "num_seeds" in config:  # seeds as a vmapped axis of one program
+    trainer = train_lib.vmap_seeds(
+      trainer, config.num_seeds, seed_batching(config)
+    )
   if axis_name is not None:
     mesh = mesh_lib.make_mesh(num_devices, axis_name)
     trainer = data_parallel.data_parallel_trainer(trainer, mesh, axis_name)
-  init_key, eval_key = jax.random.split(jax.random.key(config.seed))
+  init_key = jax.random.split(jax.random.key(config.seed))[0]
   t = time.time()
   init = jax.jit(trainer.init).lower(init_key).compile()
   compile_s = time.time() - t
@@ -96,7 +117,7 @@ def build(config: ml_collections.ConfigDict, recipe: recipes.Recipe) -> Setup:
     trainer=trainer,
     num_devices=num_devices,
     init_key=init_key,
-    eval_key=eval_key,
+    eval_key=eval_key(config),
     abstract_state=abstract,
     init=init,
     compile_s=compile_s,
@@ -139,6 +160,14 @@ def run(
   )
 
   def check_meta(meta):
+    saved_data = meta.get("data_fingerprint", "")
+    if saved_data != trainer.data_fingerprint:
+      raise IncompatibleWorkdir(
+        f"{workdir} holds a run trained on other data (fingerprint "
+        f"{saved_data[:16] or 'none'}, now "
+        f"{trainer.data_fingerprint[:16] or 'none'}); use a new --workdir or "
+        "the same dataset"
+      )
     saved_devices = meta.get("num_devices", num_devices)
     if saved_devices != num_devices:
       raise IncompatibleWorkdir(
@@ -196,15 +225,16 @@ def run(
     nonlocal compile_s, step
     if length not in chunks:
       t = time.time()
+      args = train_lib.step_args(trainer, state)
       if trainer.host_loop:
         if step is None:
-          step = jax.jit(trainer.step, donate_argnums=0).lower(state).compile()
+          step = jax.jit(trainer.step, donate_argnums=0).lower(*args).compile()
         chunks[length] = train_lib.make_host_chunk(step, length)
       else:
         fn = jax.jit(
           train_lib.make_chunk(trainer.step, length), donate_argnums=0
         )
-        chunks[length] = fn.lower(state).compile()
+        chunks[length] = fn.lower(*args).compile()
       compile_s += time.time() - t
     return chunks[length]
 
@@ -229,7 +259,7 @@ def run(
         length = min(log_every - it % log_every, total - it)
         chunk = compiled_chunk(length)
         t = time.time()
-        state, metrics = chunk(state)
+        state, metrics = chunk(*train_lib.step_args(trainer, state))
         metrics = jax.device_get(metrics)
         chunk_s = time.time() - t
         run_s += chunk_s
@@ -258,7 +288,11 @@ def run(
         if chief:
           metrics_log.write(it, record)
           for name, value in record.items():
-            tb.add_scalar(name, value, it)
+            if isinstance(value, list):  # per-seed values
+              for k, x in enumerate(value):
+                tb.add_scalar(f"{name[: -len('/seeds')]}/seed{k}", x, it)
+            else:
+              tb.add_scalar(name, value, it)
           tb.flush()
           eta = (total - it) * run_s / max(it - start, 1)
           _show(bar, it, total, eta, record, recipe.main_metrics)
@@ -271,6 +305,7 @@ def run(
               "config": config_dict,
               "iteration": it,
               "num_devices": num_devices,
+              "data_fingerprint": trainer.data_fingerprint,
             },
           )
         for hook in hooks:
@@ -337,16 +372,26 @@ def enable_compilation_cache(path: str) -> None:
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
-def _clean(metrics: dict[str, Any]) -> dict[str, float]:
-  """Host floats; drops groups that had no events in the chunk (count 0)."""
+def _clean(metrics: dict[str, Any]) -> dict[str, Any]:
+  """Host floats; drops groups that had no events in the chunk (count 0).
+
+  Metrics of vmapped seeds ([S] arrays) log as their mean under the
+  metric's name and as the list of S values under `<name>/seeds`.
+  """
   empty = {
     k[: -len("/count")]
     for k, v in metrics.items()
-    if k.endswith("/count") and v == 0
+    if k.endswith("/count") and not np.any(v)
   }
-  return {
-    k: float(v) for k, v in metrics.items() if k.split("/")[0] not in empty
-  }
+  out = {}
+  for k, v in metrics.items():
+    if k.split("/")[0] in empty:
+      continue
+    v = np.asarray(v, np.float64)
+    out[k] = float(v.mean())
+    if v.ndim and not k.endswith("/count"):
+      out[f"{k}/seeds"] = [float(x) for x in v]
+  return out
 
 
 def _tensorboard(path: str, start: int):
@@ -457,7 +502,11 @@ def _print_summary(summary: dict[str, Any]) -> None:
     f"({summary['env_steps_per_s']:.0f} env steps/s)",
   ]
   for k in sorted(final):
-    if k not in ("step", "time", "env_steps") and "/count" not in k:
+    if (
+      k not in ("step", "time", "env_steps")
+      and "/count" not in k
+      and not k.endswith("/seeds")
+    ):
       best = summary["best"].get(k)
       lines.append(
         f"{k:<24} {final[k]:<10.4g}"

@@ -4,19 +4,27 @@
 recipe (each a resumable run directory of `experiments.loop`) and writes the
 experiment's own files:
 
-  <workdir>/dataset/                the fixed offline dataset (unless dataset.path)
-  <workdir>/search/                 the search network's run
-  <workdir>/architecture.json       the pruned architecture + the search weights
-  <workdir>/architecture.png        the same, drawn (the paper's Fig. 5 style)
-  <workdir>/found/seed<k>/          the found architecture retrained from scratch
-  <workdir>/baseline/seed<k>/       the QT-Opt baseline on the same data
-  <workdir>/learning_curves.png     eval success vs iteration (Fig. 6 style)
-  <workdir>/summary.json            Table I: mean +- std, best, t-test
+  <workdir>/dataset/            the fixed offline dataset (unless dataset.path)
+  <workdir>/search/             the search network's run, `search.num_seeds`
+                                seeds vmapped in one program
+  <workdir>/architecture.json   the pruned architecture, the search weights,
+                                how decided they were, the seeds' agreement
+  <workdir>/architecture.png    the same, drawn (the paper's Fig. 5 style)
+  <workdir>/found/              the found architecture retrained from scratch
+  <workdir>/baseline/           the QT-Opt baseline on the same data
+                                (each group: `num_seeds` seeds in one program)
+  <workdir>/references.json     scripted references in the evaluation worlds
+  <workdir>/learning_curves.png eval success vs iteration (Fig. 6 style)
+  <workdir>/rollouts.gif        found and baseline policies, side by side
+  <workdir>/summary.json        Table I: mean +- std, best, t-test
 
+The dataset is read once and put on the device once; every phase trains on
+that copy (an argument of its compiled step, never in its checkpoints).
 Re-running the same command resumes: finished phases are skipped and an
 interrupted one continues from its newest checkpoint.
 """
 
+import functools
 import json
 import math
 import os
@@ -31,10 +39,15 @@ from scipy import stats
 
 from experiments import datasets
 from experiments import loop
+from experiments import plots
 from experiments import rundir
+from experiments import video
+from jaxrl_vision import train
 from jaxrl_vision import validation as v
-from jaxrl_vision.networks import visionary
+from jaxrl_vision.data import episode_store
+from jaxrl_vision.envs.manipulation import grasp
 from jaxrl_vision.recipes import qtopt_offline
+from jaxrl_vision.search import visionary as space
 
 SEARCH_SPACES = ("search", "supernet_only", "attention_only")
 # The paper's stacking numbers (Table I), for the summary's comparison.
@@ -47,24 +60,17 @@ PAPER = {
   "p_value": "< 0.001",
 }
 LAST_EVALS = 5  # a run's "last" score: the mean of its last evaluations
+GROUPS = ("found", "baseline")
 
 
 def dataset_config(
   config: ml_collections.ConfigDict,
 ) -> ml_collections.ConfigDict:
   """The `experiments.collect` config of this experiment's dataset."""
-  d = config.dataset
+  d = config.dataset.to_dict()
+  del d["path"]
   return ml_collections.ConfigDict(
-    dict(
-      seed=config.seed,
-      task=config.task.to_dict(),
-      num_episodes=d.num_episodes,
-      episodes_per_call=d.episodes_per_call,
-      expert_weight=d.expert_weight,
-      expert_noise=d.expert_noise,
-      expert_epsilon=d.expert_epsilon,
-      episodes_per_shard=d.episodes_per_shard,
-    )
+    dict(seed=config.seed, task=config.task.to_dict(), **d)
   )
 
 
@@ -73,16 +79,22 @@ def phase_config(
   *,
   architecture: str,
   seed: int,
+  num_seeds: int,
   num_iterations: int,
   dataset_path: str,
 ) -> ml_collections.ConfigDict:
-  """The `qtopt_offline` run config of one phase."""
+  """The `qtopt_offline` run config of one phase (a group of seeds)."""
   c = ml_collections.ConfigDict()
   c.experiment = "qtopt_offline"
   c.seed = seed
+  c.num_seeds = num_seeds
   c.task = config.task.to_dict()
   c.dataset = dict(path=dataset_path)
-  c.network = dict(trunk=config.network.trunk, architecture=architecture)
+  c.network = dict(config.network.to_dict(), architecture=architecture)
+  c.search = {
+    k: config.search[k]
+    for k in ("arch_optimizer", "arch_learning_rate", "warmup_iterations")
+  }
   c.agent = config.agent.to_dict()
   c.train = config.train.to_dict()
   c.train.num_iterations = num_iterations
@@ -96,14 +108,24 @@ def phase_config(
 
 def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   """Raises ConfigError before anything compiles."""
-  v.positive_int(config, "num_seeds")
+  num_seeds = v.positive_int(config, "num_seeds")
+  if num_seeds < 2:
+    raise v.ConfigError("num_seeds", num_seeds, "needs >= 2 (a t-test)")
   v.one_of(config, "search.architecture", SEARCH_SPACES)
+  v.positive_int(config, "search.num_seeds")
+  v.number_in(config, "search.gate_threshold", 0, 1, low_open=True)
   search_iterations = v.positive_int(config, "search.num_iterations")
   if search_iterations % config.train.log_every:
     raise v.ConfigError(
       "search.num_iterations",
       search_iterations,
       f"must be a multiple of train.log_every ({config.train.log_every})",
+    )
+  if config.search.warmup_iterations >= search_iterations:
+    raise v.ConfigError(
+      "search.warmup_iterations",
+      config.search.warmup_iterations,
+      f"must be < search.num_iterations ({search_iterations})",
     )
   v.positive_int(config, "dataset.num_episodes")
   per_call = v.positive_int(config, "dataset.episodes_per_call")
@@ -113,16 +135,35 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
       config.dataset.num_episodes,
       f"must be a multiple of dataset.episodes_per_call ({per_call})",
     )
-  v.number_in(config, "dataset.expert_weight", 0, 1)
+  mix = config.dataset.mix.to_dict()
+  unknown = sorted(set(mix) - set(datasets.POLICIES))
+  if unknown:
+    raise v.ConfigError(
+      "dataset.mix",
+      mix,
+      f"unknown policies {unknown}; valid: " + ", ".join(datasets.POLICIES),
+    )
+  for name in mix:
+    v.number_in(config, f"dataset.mix.{name}", 0, float("inf"), high_open=True)
+  if sum(mix.values()) <= 0:
+    raise v.ConfigError("dataset.mix", mix, "needs a positive total weight")
   v.number_in(config, "dataset.expert_noise", 0, float("inf"), high_open=True)
-  v.number_in(config, "dataset.expert_epsilon", 0, 1)
+  v.number_in(config, "dataset.explore_epsilon", 0, 1)
+  v.number_in(config, "dataset.random_close", 0, 1)
+  low, high = config.dataset.offset_range
+  if not 0 <= low <= high:
+    raise v.ConfigError(
+      "dataset.offset_range", (low, high), "needs 0 <= low <= high (metres)"
+    )
   v.positive_int(config, "dataset.episodes_per_shard")
+  v.non_negative_int(config, "video.num_episodes")
   for architecture in (config.search.architecture, "baseline"):
     qtopt_offline.validate(
       phase_config(
         config,
         architecture=architecture,
         seed=config.seed,
+        num_seeds=num_seeds,
         num_iterations=config.train.num_iterations,
         dataset_path=config.dataset.path or "<workdir>/dataset",
       ),
@@ -142,24 +183,26 @@ def _completed(workdir: str, num_iterations: int) -> bool:
   )
 
 
+def _log(message: str) -> None:
+  print(f"[visionary] {message}", file=sys.stderr, flush=True)
+
+
 def _run_phase(name, config, workdir, recipe) -> None:
   if _completed(workdir, config.train.num_iterations):
-    print(f"[visionary] {name}: done already ({workdir})", file=sys.stderr)
+    _log(f"{name}: done already ({workdir})")
     return
-  print(f"[visionary] {name}: training in {workdir}", file=sys.stderr)
+  _log(f"{name}: training {config.num_seeds} seeds in {workdir}")
   loop.run(config, workdir, recipe)
 
 
-def eval_curve(workdir: str) -> tuple[np.ndarray, np.ndarray]:
-  """(iterations, eval/success) of a run, from its metrics.jsonl."""
+def eval_curves(workdir: str) -> tuple[np.ndarray, np.ndarray]:
+  """(iterations [K], eval success [S, K]) of a group run's seeds."""
   steps, success = [], []
-  with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    for line in f:
-      record = json.loads(line)
-      if "eval/success" in record:
-        steps.append(record["step"])
-        success.append(record["eval/success"])
-  return np.asarray(steps), np.asarray(success, np.float64)
+  for record in rundir.read_metrics(os.path.join(workdir, "metrics.jsonl")):
+    if "eval/success/seeds" in record:
+      steps.append(record["step"])
+      success.append(record["eval/success/seeds"])
+  return np.asarray(steps), np.asarray(success, np.float64).T
 
 
 def run_scores(success: np.ndarray) -> dict[str, float]:
@@ -175,9 +218,14 @@ def group_stats(scores: list[dict[str, float]]) -> dict[str, Any]:
   """Table I's row: mean +- sample std over runs, and the best run."""
   final = np.array([s["final"] for s in scores])
   best = np.array([s["best"] for s in scores])
+  n = len(final)
+  std = float(final.std(ddof=1)) if n > 1 else None
+  # Student's t 95% interval of the mean over runs.
+  half = float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n)) if std else None
   return {
     "mean": round(float(final.mean()), 2),
-    "std": round(float(final.std(ddof=1)), 2) if len(final) > 1 else None,
+    "std": None if std is None else round(std, 2),
+    "ci95": None if half is None else round(half, 2),
     "best": round(float(best.max()), 2),
     "mean_of_best": round(float(best.mean()), 2),
     "runs": scores,
@@ -198,37 +246,107 @@ def t_test(a: list[float], b: list[float]) -> dict[str, Any]:
   }
 
 
-def plot_curves(path, curves, references) -> None:
-  """Mean +- std of eval success over iterations per group (Fig. 6 style)."""
-  import matplotlib  # noqa: PLC0415
+def references(config, recipe, found_config, workdir) -> dict[str, float]:
+  """Success of the scripted references in the groups' final evaluation
+  worlds (same key, same episodes): the noiseless expert, a straight
+  descent (no x-y skill) and the random policy. Cached in workdir."""
+  path = os.path.join(workdir, "references.json")
+  if os.path.exists(path):
+    with open(path) as f:
+      return json.load(f)
+  task = datasets.make_task(dataset_config(config))
+  env = task.env
+  policies = {
+    "expert": lambda m, s, k: task.expert_action(m, s, k, 0.0),
+    "straight_descent": grasp.straight_descent_action,
+    "random": lambda m, s, k: task.random_action(k),
+  }
+  eval_key = loop.eval_key(found_config)
+  key = jax.random.fold_in(eval_key, found_config.train.num_iterations)
+  out = {}
+  for name, policy in policies.items():
+    evaluate = train.make_policy_evaluate(
+      env, env.init_model(), policy, config.eval.num_episodes
+    )
+    out[name] = round(float(jax.jit(evaluate)(key)["eval/success"]), 4)
+  out["episodes"] = config.eval.num_episodes
+  rundir.write_json(path, out)
+  return out
 
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # noqa: PLC0415
 
-  fig, ax = plt.subplots(figsize=(6.4, 4.2))
-  colours = {"found": "tab:red", "baseline": "tab:blue", "search": "tab:gray"}
-  for name, runs in curves.items():
-    length = min(len(s) for _, s in runs)
-    steps = runs[0][0][:length]
-    values = 100 * np.stack([s[:length] for _, s in runs])
-    mean = values.mean(0)
-    ax.plot(steps, mean, label=f"{name} ({len(runs)} runs)", c=colours[name])
-    if len(runs) > 1:
-      std = values.std(0, ddof=1)
-      ax.fill_between(
-        steps, mean - std, mean + std, alpha=0.2, color=colours[name]
-      )
-  styles = ("--", ":", "-.")
-  for (label, value), style in zip(references.items(), styles, strict=False):
-    ax.axhline(100 * value, ls=style, lw=1, c="k", alpha=0.6, label=label)
-  ax.set_xlabel("training iteration")
-  ax.set_ylabel("eval success (%)")
-  ax.set_ylim(-2, 102)
-  ax.legend(loc="center right", fontsize=8)
-  ax.grid(alpha=0.3)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+def derive(search_dir, recipe, search_config, config) -> dict[str, Any]:
+  """architecture.json's content from the search run's final parameters."""
+  _, state = loop.restore_final_state(search_dir, recipe, search_config)
+  params = jax.device_get(state.agent.params)  # leaves [S, ...]
+  searched = space.architecture(search_config.network.architecture)
+  seeds = []
+  for k in range(search_config.num_seeds):
+    own = jax.tree.map(lambda x, k=k: x[k], params)
+    weights = space.arch_weights(own, searched)
+    found = space.derive(own, searched, config.search.gate_threshold)
+    seeds.append(
+      {
+        "found": found,
+        "weights": weights,
+        "decisiveness": space.decisiveness(weights),
+      }
+    )
+  agreement = (
+    space.architecture_agreement(seeds[0]["found"], seeds[1]["found"])
+    if len(seeds) > 1
+    else None
+  )
+  return {
+    # The first search seed's network is retrained; the others say how
+    # reproducible that choice is.
+    "found": space.architecture_to_json(seeds[0]["found"]),
+    "search_space": search_config.network.architecture,
+    "gate_threshold": config.search.gate_threshold,
+    "search_weights": seeds[0]["weights"],
+    "decisiveness": seeds[0]["decisiveness"],
+    "seeds": [
+      {
+        "found": space.architecture_to_json(s["found"]),
+        "weights": s["weights"],
+        "decisiveness": s["decisiveness"],
+      }
+      for s in seeds
+    ],
+    "agreement": agreement,
+  }
+
+
+def record_rollouts(config, recipe, group_configs, dirs, path) -> None:
+  """rollouts.gif: `video.num_episodes` greedy episodes of seed 0 of each
+  group, in the same worlds, side by side."""
+  n = config.video.num_episodes
+  frames, labels, outcome = [], [], []
+  # Worlds of their own, drawn from the evaluation key (not one of its
+  # evaluations).
+  key = jax.random.split(loop.eval_key(group_configs["found"]))[0]
+  for name, cfg in group_configs.items():
+    _, state = loop.restore_final_state(dirs[name], recipe, cfg)
+    agent_state = jax.tree.map(lambda x: x[0], state.agent)
+    env = qtopt_offline.make_env(cfg)
+    agent = qtopt_offline.make_agent(
+      cfg, qtopt_offline.make_q_function(cfg, env)
+    )
+    run = train.make_run_episodes(env, env.init_model(), n, record=True)
+
+    def act(env_state, key, agent_state=agent_state, agent=agent):
+      return agent.act(agent_state, env_state.obs, key, deterministic=True)[0]
+
+    episodes = jax.device_get(jax.jit(functools.partial(run, act))(key))
+    success = np.asarray(episodes.final["success"])
+    frames.append(np.asarray(episodes.images))
+    labels.extend(
+      f"{name} ep{i}: {'success' if s > 0.5 else 'fail'}"
+      for i, s in enumerate(success)
+    )
+    outcome.extend(int(s > 0.5) for s in success)
+  video.write_gif(
+    path, np.concatenate(frames, axis=1), labels=labels, outcome=outcome
+  )
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -252,86 +370,97 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       os.path.join(os.path.dirname(os.path.abspath(workdir)), ".jax_cache")
     )
 
-  def log(message):
-    print(f"[visionary] {message}", file=sys.stderr, flush=True)
-
   dataset_dir = config.dataset.path or os.path.join(workdir, "dataset")
   episodes, manifest = datasets.load_or_collect(
-    dataset_config(config), dataset_dir, log
+    dataset_config(config), dataset_dir, _log
   )
-  per_policy = datasets.policy_success(episodes)
-  log(
+  composition = datasets.composition(episodes)
+  _log(
     f"dataset {dataset_dir}: {manifest['episodes']} episodes, "
     f"{manifest['transitions']} transitions, success "
-    f"{manifest['success_rate']:.3f} ({per_policy})"
+    f"{manifest['success_rate']:.3f} ({composition})"
   )
+  # Once on the device, for every phase.
+  data = (train.offline_data(episodes), episode_store.fingerprint(manifest))
   del episodes
-  recipe = qtopt_offline.make_recipe()
+  recipe = qtopt_offline.make_recipe(data)
 
-  def phase(architecture, seed, num_iterations):
+  def phase(architecture, seed, num_seeds, num_iterations):
     return phase_config(
       config,
       architecture=architecture,
       seed=seed,
+      num_seeds=num_seeds,
       num_iterations=num_iterations,
       dataset_path=os.path.abspath(dataset_dir),
     )
 
   # 1. Search: architecture and weights trained jointly by the RL loss.
-  space = config.search.architecture
-  search_config = phase(space, config.seed, config.search.num_iterations)
+  space_name = config.search.architecture
+  search_config = phase(
+    space_name,
+    config.seed,
+    config.search.num_seeds,
+    config.search.num_iterations,
+  )
   search_dir = os.path.join(workdir, "search")
   _run_phase("search", search_config, search_dir, recipe)
 
-  # 2. Derive: argmax op per location, attention edges with weight > 0.5.
-  _, state = loop.restore_final_state(search_dir, recipe, search_config)
-  params = jax.device_get(state.agent.params)
-  searched = qtopt_offline.architecture(space)
-  weights = visionary.arch_weights(params, searched)
-  found = visionary.derive(params, searched)
-  found_json = visionary.architecture_to_json(found)
-  rundir.write_json(
-    os.path.join(workdir, "architecture.json"),
-    {
-      "found": found_json,
-      "search_space": space,
-      "search_weights": weights,
-    },
+  # 2. Derive: argmax op per location, attention edges above the threshold.
+  arch = derive(search_dir, recipe, search_config, config)
+  rundir.write_json(os.path.join(workdir, "architecture.json"), arch)
+  found = space.architecture_from_json(arch["found"])
+  plots.draw_architecture(
+    found, arch["search_weights"], os.path.join(workdir, "architecture.png")
   )
-  visionary.draw_architecture(
-    found, weights, os.path.join(workdir, "architecture.png")
-  )
-  log(f"found architecture: {json.dumps(found_json)}")
+  _log(f"found architecture: {json.dumps(arch['found'])}")
+  _log(f"search decisiveness: {json.dumps(arch['decisiveness'])}")
 
-  # 3-4. Retrain the found architecture from scratch, and the baseline, on
-  # the same data with the same seeds.
-  groups = {
-    "found": json.dumps(found_json, sort_keys=True),
-    "baseline": "baseline",
+  # 3-4. The found architecture from scratch and the baseline, each group's
+  # seeds vmapped in one program, on the same data, evaluated in the same
+  # worlds (same seed, hence the same evaluation keys).
+  group_configs = {
+    "found": phase(
+      json.dumps(arch["found"], sort_keys=True),
+      config.seed + 1,
+      config.num_seeds,
+      config.train.num_iterations,
+    ),
+    "baseline": phase(
+      "baseline",
+      config.seed + 1,
+      config.num_seeds,
+      config.train.num_iterations,
+    ),
   }
-  dirs: dict[str, list[str]] = {name: [] for name in groups}
-  for k in range(config.num_seeds):
-    for name, architecture in groups.items():
-      d = os.path.join(workdir, name, f"seed{k}")
-      cfg = phase(
-        architecture, config.seed + 1 + k, config.train.num_iterations
-      )
-      _run_phase(f"{name} seed {k}", cfg, d, recipe)
-      dirs[name].append(d)
+  dirs = {name: os.path.join(workdir, name) for name in GROUPS}
+  for name in GROUPS:
+    _run_phase(name, group_configs[name], dirs[name], recipe)
 
-  # 5-6. Scores, t-test, curves.
-  curves = {name: [eval_curve(d) for d in ds] for name, ds in dirs.items()}
-  curves["search"] = [eval_curve(search_dir)]
+  # 5-6. Scores, t-test, references, curves, rollouts.
+  curves = {name: eval_curves(d) for name, d in dirs.items()}
+  curves["search"] = eval_curves(search_dir)
   scores = {
-    name: [run_scores(s) for _, s in runs] for name, runs in curves.items()
+    name: [run_scores(s) for s in success]
+    for name, (_, success) in curves.items()
   }
-  table = {name: group_stats(scores[name]) for name in ("found", "baseline")}
+  table = {name: group_stats(scores[name]) for name in GROUPS}
   found_final = [s["final"] for s in scores["found"]]
   base_final = [s["final"] for s in scores["baseline"]]
-  references = {
-    f"dataset: {name} policy": rate for name, rate in per_policy.items()
-  }
-  plot_curves(os.path.join(workdir, "learning_curves.png"), curves, references)
+  refs = references(config, recipe, group_configs["found"], workdir)
+  plots.plot_group_curves(
+    os.path.join(workdir, "learning_curves.png"),
+    curves,
+    {name: refs[name] for name in ("expert", "straight_descent", "random")},
+  )
+  if config.video.num_episodes:
+    record_rollouts(
+      config,
+      recipe,
+      group_configs,
+      dirs,
+      os.path.join(workdir, "rollouts.gif"),
+    )
   gap = table["found"]["mean"] - table["baseline"]["mean"]
   summary = {
     "status": "completed",
@@ -341,22 +470,26 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       "episodes": manifest["episodes"],
       "transitions": manifest["transitions"],
       "success_rate": manifest["success_rate"],
-      "policy_success": per_policy,
+      "composition": composition,
       "path": os.path.abspath(dataset_dir),
     },
+    "references": refs,
     "search": {
-      "space": space,
-      "scores": scores["search"][0],
-      "weights": weights,
+      "space": space_name,
+      "seeds": config.search.num_seeds,
+      "scores": scores["search"],
+      "decisiveness": [s["decisiveness"] for s in arch["seeds"]],
+      "agreement": arch["agreement"],
     },
-    "architecture": found_json,
+    "architecture": arch["found"],
     "found": table["found"],
     "baseline": table["baseline"],
     "gap_points": round(gap, 2),
     "t_test_final": t_test(found_final, base_final),
     "scores_note": (
       "success in percent; final = last evaluation, best = best evaluation, "
-      f"last = mean of the last {LAST_EVALS}; mean/std over runs of final"
+      f"last = mean of the last {LAST_EVALS}; mean/std/ci95 over runs of "
+      "final; every run and reference is evaluated in the same worlds"
     ),
     "paper_table_1": PAPER,
     "wall_s": round(time.time() - start, 1),
@@ -370,12 +503,18 @@ def _print(summary) -> None:
   f, b, t = summary["found"], summary["baseline"], summary["t_test_final"]
   std = lambda s: "n/a" if s is None else f"{s:.1f}"  # noqa: E731
   p = t["p_value"]
+  refs = summary["references"]
   print(
     "\nVisionary summary (eval success %, mean +- std over runs | best):\n"
     f"  found     {f['mean']:5.1f} +- {std(f['std'])} | {f['best']:.1f}\n"
     f"  baseline  {b['mean']:5.1f} +- {std(b['std'])} | {b['best']:.1f}\n"
     f"  gap {summary['gap_points']:+.1f} points, t = {t['t']}, df = "
     f"{t['df']}, p = {'n/a' if p is None or math.isnan(p) else f'{p:.3g}'}\n"
-    f"  dataset policies: {summary['dataset']['policy_success']}",
+    f"  references: expert {100 * refs['expert']:.0f}%, straight descent "
+    f"{100 * refs['straight_descent']:.0f}%, random "
+    f"{100 * refs['random']:.0f}%\n"
+    f"  search: top merge weight >= 0.5 at "
+    f"{summary['search']['decisiveness'][0]['locations_top_ge_0.5']}/5 "
+    "locations",
     flush=True,
   )

@@ -45,7 +45,8 @@ PER_DEVICE = TrainState(
 
 class Trainer(NamedTuple):
   init: Callable[[jax.Array], TrainState]
-  step: Callable[[TrainState], tuple[TrainState, types.Metrics]]
+  # step(state) -> (state, metrics), or step(state, data) when `data` is set.
+  step: Callable[..., tuple[TrainState, types.Metrics]]
   evaluate: Callable[[Any, jax.Array], types.Metrics]  # (agent state, key)
   num_iterations: int
   env_steps_per_iteration: int  # per device
@@ -54,6 +55,73 @@ class Trainer(NamedTuple):
   # QT-Opt conv nets ~10x slower inside a while loop than outside one
   # (measured: 1.6 s vs 0.16 s per update), so the offline trainer opts in.
   host_loop: bool = False
+  # Read-only inputs of `step` (a fixed dataset on device), passed as its
+  # second argument: an argument of the compiled program, never part of the
+  # state, so checkpoints hold only what training changes.
+  data: Any = None
+  # Names `data` (e.g. its manifest's hash); a checkpoint records it and a
+  # resume on other data is refused.
+  data_fingerprint: str = ""
+  # 0: one run. S > 0: `vmap_seeds` made every state leaf [S, ...] and
+  # every metric [S], one independent run per seed in one program.
+  num_seeds: int = 0
+
+
+def step_args(trainer: Trainer, state: TrainState) -> tuple[Any, ...]:
+  """The arguments of `trainer.step` for `state`: (state,) or (state, data)."""
+  return (state,) if trainer.data is None else (state, trainer.data)
+
+
+SEED_BATCHING = ("vmap", "unroll")
+
+
+def vmap_seeds(
+  trainer: Trainer, num_seeds: int, batching: str = "vmap"
+) -> Trainer:
+  """`num_seeds` independent runs as one program (the PureJaxRL pattern).
+
+  Run k is `trainer.init(jax.random.split(key, num_seeds)[k])` and its
+  steps: states and metrics gain a leading seed axis, `data` is shared
+  (not copied per seed). `evaluate(agent_states, key)` evaluates every
+  run in the same fresh worlds (the same key), so runs, and groups of
+  runs evaluated with the same key, are compared on equal episodes.
+
+  `batching` is how `step` runs the seeds: "vmap" (one batched program)
+  or "unroll" (the seeds' steps side by side in one program, a copy of
+  the step per seed). The state layout and the results are the same.
+  XLA:CPU (jax 0.10.2) lowers a conv whose kernels are vmapped to a
+  grouped convolution and runs it slowly: a QT-Opt update for 5 seeds took
+  265 ms vmapped and 107 ms unrolled (32 px, batch 32; 694 / 183 ms with
+  bootstrapped targets), at the price of a longer compile (19 s vs 7 s).
+  """
+  if num_seeds < 1:
+    raise ValueError(f"num_seeds must be >= 1, got {num_seeds}")
+  if trainer.num_seeds:
+    raise ValueError("the trainer's seeds are vmapped already")
+  if batching not in SEED_BATCHING:
+    raise ValueError(f"batching must be one of {SEED_BATCHING}: {batching!r}")
+
+  def init(key):
+    return jax.vmap(trainer.init)(jax.random.split(key, num_seeds))
+
+  if batching == "vmap":
+    in_axes = 0 if trainer.data is None else (0, None)
+    step = jax.vmap(trainer.step, in_axes=in_axes)
+  else:
+
+    def step(state, *data):
+      outs = [
+        trainer.step(jax.tree.map(lambda x, k=k: x[k], state), *data)
+        for k in range(num_seeds)
+      ]
+      return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
+
+  return trainer._replace(
+    init=init,
+    step=step,
+    evaluate=jax.vmap(trainer.evaluate, in_axes=(0, None)),
+    num_seeds=num_seeds,
+  )
 
 
 def make_off_policy_train(
@@ -184,58 +252,77 @@ def make_off_policy_train(
 class OfflineData(NamedTuple):
   """A fixed dataset on device: episodes and their transition index."""
 
-  episodes: Any  # data.offline.Episodes
+  episodes: Any  # data.offline.Episodes, leaves [E, ...]
   index: jax.Array  # [num_transitions, 2] int32 (episode, step)
+
+
+def offline_data(episodes: Any) -> OfflineData:
+  """Host `Episodes` -> `OfflineData` on the default device; ValueError if
+  the dataset holds no transitions."""
+  index = offline.transition_index(np.asarray(episodes.length))
+  if index.shape[0] == 0:
+    raise ValueError("the dataset holds no transitions")
+  return OfflineData(
+    episodes=jax.tree.map(jnp.asarray, episodes), index=jnp.asarray(index)
+  )
 
 
 def make_offline_train(
   env: types.Env,
   model: types.Model,
   agent: types.Agent,
-  episodes: Any,
+  data: OfflineData,
   *,
   batch_size: int,
   num_updates_per_iteration: int,
   num_iterations: int,
   num_eval_episodes: int,
   gamma: float | None = None,
+  data_fingerprint: str = "",
 ) -> Trainer:
   """Off-policy RL on a fixed dataset (the Visionary protocol, spec B1.1).
 
-  Every architecture trained on the same `episodes` sees the same data.
-  The dataset lives in `TrainState.buffer` (so it is an argument of the
-  compiled step, not a constant, and a checkpoint is a complete run); the
-  data stream's position is `TrainState.key`, so a resumed run draws the
-  same batches. `env` and `model` serve evaluation only: `agent.act` acts
-  greedily in fresh worlds.
+  Every architecture trained on the same `data` sees the same data. The
+  dataset is `Trainer.data`, an argument of `step(state, data)`, not part
+  of the state: a checkpoint holds the agent, the data stream's key and
+  the iteration (`TrainState.env`, `buffer` and `episode_return` are empty
+  placeholders). The key is the data stream's position, so a resumed run
+  draws the same batches. `env` and `model` serve evaluation only:
+  `agent.act` acts greedily in fresh worlds.
 
-  The agent's `init(key, obs, action)` takes an example batch of both.
-  With `gamma`, batches carry each transition's discounted Monte-Carlo
-  return (`Transition.mc_return`) for agents that use it.
+  The agent's `init(key, obs, action)` takes an example batch of both
+  (zeros of the dataset's shapes). With `gamma`, batches carry each
+  transition's discounted Monte-Carlo return (`Transition.mc_return`) for
+  agents that use it.
   """
   sample = offline.make_sampler(batch_size, gamma)
-  index = offline.transition_index(np.asarray(episodes.length))
-  if index.shape[0] == 0:
-    raise ValueError("the dataset holds no transitions")
+  # Shapes only: init must not close over the dataset (it would become a
+  # constant of the compiled init).
+  example_obs = jax.tree.map(
+    lambda x: jnp.zeros((batch_size,) + x.shape[2:], x.dtype),
+    data.episodes.obs,
+  )
+  example_action = jnp.zeros(
+    (batch_size,) + data.episodes.action.shape[2:],
+    data.episodes.action.dtype,
+  )
 
   def init(key: jax.Array) -> TrainState:
-    agent_key, data_key, example_key = jax.random.split(key, 3)
-    data = OfflineData(
-      episodes=jax.tree.map(jnp.asarray, episodes), index=jnp.asarray(index)
-    )
-    example = sample(data.episodes, data.index, example_key)
+    agent_key, data_key = jax.random.split(key)
     return TrainState(
-      agent=agent.init(agent_key, example.obs_tm1, example.action_tm1),
+      agent=agent.init(agent_key, example_obs, example_action),
       env=jnp.zeros((), jnp.float32),  # no worlds are kept between steps
-      buffer=data,
+      buffer=jnp.zeros((), jnp.float32),  # the data is an argument
       episode_return=jnp.zeros((), jnp.float32),  # no episodes run here
       key=data_key,
       iteration=jnp.zeros((), jnp.int32),
     )
 
-  def step(state: TrainState) -> tuple[TrainState, types.Metrics]:
+  def step(
+    state: TrainState, data: OfflineData
+  ) -> tuple[TrainState, types.Metrics]:
     def update(agent_state, key):
-      batch = sample(state.buffer.episodes, state.buffer.index, key)
+      batch = sample(data.episodes, data.index, key)
       # Materialise the batch: without the barrier XLA:CPU fuses the image
       # gather into the network's first consumers and redoes it per use
       # (20x slower steps, measured).
@@ -262,7 +349,74 @@ def make_offline_train(
     num_iterations=num_iterations,
     env_steps_per_iteration=0,
     host_loop=True,
+    data=data,
+    data_fingerprint=data_fingerprint,
   )
+
+
+class Episodes(NamedTuple):
+  """What `make_run_episodes` reports, per episode."""
+
+  returns: jax.Array  # [N] float32
+  final: types.Metrics  # {name: [N]} env metrics at each episode's end
+  images: jax.Array | None  # [T + 1, N, H, W, 3] uint8 with `record`
+
+
+def make_run_episodes(
+  env: types.Env,
+  model: types.Model,
+  num_episodes: int,
+  model_axes: Any = None,
+  record: bool = False,
+) -> Callable[[Callable[..., jax.Array], jax.Array], Episodes]:
+  """`run(act, key) -> Episodes`: `num_episodes` fresh episodes side by side
+  (vmapped, no auto-reset) for `env.spec.max_episode_steps` steps.
+
+  `act(env_states, key) -> actions [N, ...]` chooses every world's action
+  (from observations or, for scripted references, privileged state). With
+  `model_axes`, `model` is a batch of per-world models (one per episode).
+  With `record`, the observations' images are returned (for videos).
+  """
+
+  def run(act, key: jax.Array) -> Episodes:
+    reset_key, key = jax.random.split(key)
+    env_state = jax.vmap(env.reset, in_axes=(model_axes, 0))(
+      model, jax.random.split(reset_key, num_episodes)
+    )
+    raw_step = jax.vmap(env.step, in_axes=(model_axes, 0, 0))
+
+    def body(carry, key):
+      env_state, done, ret, final = carry
+      next_state = raw_step(model, env_state, act(env_state, key))
+      ret = ret + jnp.where(done, 0.0, next_state.reward)
+      ends = ~done & (next_state.terminated | next_state.truncated)
+      final = jax.tree.map(
+        lambda f, m: jnp.where(ends, m, f), final, next_state.metrics
+      )
+      done = done | ends
+      image = next_state.obs["image"] if record else None
+      return (next_state, done, ret, final), image
+
+    carry = (
+      env_state,
+      jnp.zeros((num_episodes,), bool),
+      jnp.zeros((num_episodes,), jnp.float32),
+      jax.tree.map(jnp.zeros_like, env_state.metrics),
+    )
+    (_, _, ret, final), images = jax.lax.scan(
+      body, carry, jax.random.split(key, env.spec.max_episode_steps)
+    )
+    if record:
+      images = jnp.concatenate([env_state.obs["image"][None], images])
+    return Episodes(returns=ret, final=final, images=images)
+
+  return run
+
+
+def _eval_metrics(episodes: Episodes) -> types.Metrics:
+  metrics = {"eval/return": jnp.mean(episodes.returns)}
+  metrics.update({f"eval/{k}": jnp.mean(v) for k, v in episodes.final.items()})
+  return metrics
 
 
 def make_evaluate(
@@ -274,45 +428,40 @@ def make_evaluate(
 ) -> Callable[[Any, jax.Array], types.Metrics]:
   """`evaluate(agent_state, key)`: greedy episodes in fresh worlds.
 
-  Runs `num_eval_episodes` episodes side by side (vmapped, no auto-reset)
-  for `env.spec.max_episode_steps` steps and returns `eval/return` and
-  `eval/<metric>` for every env metric, read at each episode's end. With
-  `model_axes`, `model` is a batch of per-world models (one per episode).
+  Returns `eval/return` and `eval/<metric>` for every env metric, read at
+  each episode's end, averaged over `num_eval_episodes` episodes
+  (`make_run_episodes`). The same key gives the same worlds, whatever acts.
   """
+  run = make_run_episodes(env, model, num_eval_episodes, model_axes)
 
   def evaluate(agent_state: Any, key: jax.Array) -> types.Metrics:
-    """Greedy returns over `num_eval_episodes` fresh episodes (no auto-reset)."""
-    reset_key, key = jax.random.split(key)
-    env_state = jax.vmap(env.reset, in_axes=(model_axes, 0))(
-      model, jax.random.split(reset_key, num_eval_episodes)
-    )
-    raw_step = jax.vmap(env.step, in_axes=(model_axes, 0, 0))
-
-    def body(carry, key):
-      env_state, done, ret, final = carry
+    def act(env_state, key):
       action, _ = agent.act(agent_state, env_state.obs, key, deterministic=True)
-      next_state = raw_step(model, env_state, action)
-      ret = ret + jnp.where(done, 0.0, next_state.reward)
-      ends = ~done & (next_state.terminated | next_state.truncated)
-      final = jax.tree.map(
-        lambda f, m: jnp.where(ends, m, f), final, next_state.metrics
-      )
-      done = done | ends
-      return (next_state, done, ret, final), None
+      return action
 
-    zeros = jnp.zeros((num_eval_episodes,), jnp.float32)
-    carry = (
-      env_state,
-      jnp.zeros((num_eval_episodes,), bool),
-      zeros,
-      jax.tree.map(jnp.zeros_like, env_state.metrics),
-    )
-    (_, _, ret, final), _ = jax.lax.scan(
-      body, carry, jax.random.split(key, env.spec.max_episode_steps)
-    )
-    metrics = {"eval/return": jnp.mean(ret)}
-    metrics.update({f"eval/{k}": jnp.mean(v) for k, v in final.items()})
-    return metrics
+    return _eval_metrics(run(act, key))
+
+  return evaluate
+
+
+def make_policy_evaluate(
+  env: types.Env,
+  model: types.Model,
+  policy: Callable[..., jax.Array],
+  num_eval_episodes: int,
+) -> Callable[[jax.Array], types.Metrics]:
+  """`evaluate(key)`: `make_evaluate`'s metrics for a scripted
+  `policy(model, env_state, key) -> action` of one world (privileged
+  references: an expert, a straight descent), in the worlds `make_evaluate`
+  would draw from the same key."""
+  run = make_run_episodes(env, model, num_eval_episodes)
+
+  def evaluate(key: jax.Array) -> types.Metrics:
+    def act(env_state, key):
+      keys = jax.random.split(key, num_eval_episodes)
+      return jax.vmap(policy, in_axes=(None, 0, 0))(model, env_state, keys)
+
+    return _eval_metrics(run(act, key))
 
   return evaluate
 
@@ -343,32 +492,42 @@ def reduce_metrics(metrics: types.Metrics) -> types.Metrics:
   return out
 
 
+def _first_nonfinite(metrics: types.Metrics, length: int) -> jax.Array:
+  """Index of the first of `length` steps whose metrics (leaves
+  [length, ...], any trailing seed axes) hold a NaN or inf, else -1."""
+  finite = jnp.stack(
+    [jnp.isfinite(v).reshape(length, -1).all(-1) for v in metrics.values()]
+  ).all(0)  # [length]
+  return jnp.where(jnp.all(finite), -1, jnp.argmin(finite)).astype(jnp.int32)
+
+
 def make_chunk(
-  step: Callable[[TrainState], tuple[TrainState, types.Metrics]],
+  step: Callable[..., tuple[TrainState, types.Metrics]],
   length: int,
-) -> Callable[[TrainState], tuple[TrainState, types.Metrics]]:
+) -> Callable[..., tuple[TrainState, types.Metrics]]:
   """`length` steps as one scan; metrics reduced over the chunk.
 
+  `chunk(state, *data)` passes `data` (e.g. `Trainer.data`) to every step.
   Adds `first_nonfinite`: the index within the chunk of the first step whose
   summed metrics hold a NaN or inf, or -1. The host names that step.
   """
 
-  def chunk(state: TrainState):
-    state, metrics = jax.lax.scan(lambda s, _: step(s), state, length=length)
-    finite = jnp.all(
-      jnp.stack([jnp.isfinite(v) for v in metrics.values()]), axis=0
-    )  # [length]
-    first_bad = jnp.where(jnp.all(finite), -1, jnp.argmin(finite))
-    totals = reduce_metrics(jax.tree.map(jnp.sum, metrics))
-    return state, dict(totals, first_nonfinite=first_bad.astype(jnp.int32))
+  def chunk(state: TrainState, *data):
+    state, metrics = jax.lax.scan(
+      lambda s, _: step(s, *data), state, length=length
+    )
+    totals = reduce_metrics(jax.tree.map(lambda x: jnp.sum(x, 0), metrics))
+    return state, dict(
+      totals, first_nonfinite=_first_nonfinite(metrics, length)
+    )
 
   return chunk
 
 
 def make_host_chunk(
-  step: Callable[[TrainState], tuple[TrainState, types.Metrics]],
+  step: Callable[..., tuple[TrainState, types.Metrics]],
   length: int,
-) -> Callable[[TrainState], tuple[TrainState, types.Metrics]]:
+) -> Callable[..., tuple[TrainState, types.Metrics]]:
   """`make_chunk`'s contract with the steps called from the host.
 
   `step` is a compiled step (e.g. `jax.jit(trainer.step).lower(s).compile()`).
@@ -376,18 +535,16 @@ def make_host_chunk(
   in `make_chunk`, `first_nonfinite` included.
   """
 
-  def chunk(state: TrainState):
+  def chunk(state: TrainState, *data):
     history = []
     for _ in range(length):
-      state, metrics = step(state)
+      state, metrics = step(state, *data)
       history.append(metrics)
     stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *history)
-    finite = jnp.all(
-      jnp.stack([jnp.isfinite(v) for v in stacked.values()]), axis=0
-    )
-    first_bad = jnp.where(jnp.all(finite), -1, jnp.argmin(finite))
     totals = reduce_metrics(jax.tree.map(lambda x: jnp.sum(x, 0), stacked))
-    return state, dict(totals, first_nonfinite=first_bad.astype(jnp.int32))
+    return state, dict(
+      totals, first_nonfinite=_first_nonfinite(stacked, length)
+    )
 
   return chunk
 
@@ -395,7 +552,8 @@ def make_host_chunk(
 def train(trainer: Trainer, key: jax.Array):
   """The whole run as one pure function: `jax.jit(jax.vmap(...))` for seeds."""
   state = trainer.init(key)
+  data = () if trainer.data is None else (trainer.data,)
   state, metrics = jax.lax.scan(
-    lambda s, _: trainer.step(s), state, length=trainer.num_iterations
+    lambda s, _: trainer.step(s, *data), state, length=trainer.num_iterations
   )
   return state, metrics

@@ -1,5 +1,7 @@
 """Tests for the off-policy trainer, including a DQN-on-Catch smoke test."""
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -257,8 +259,8 @@ class OfflineTrainTest(chex.TestCase):
     super().setUpClass()
     cls.env = catch.make_catch(rows=4, cols=3)
 
-    def expert(model, state, key):
-      del model, key
+    def expert(model, state, key, episode_key):
+      del model, key, episode_key
       p = state.physics
       return (jnp.sign(p.ball[1] - p.paddle) + 1).astype(jnp.int32)
 
@@ -274,7 +276,7 @@ class OfflineTrainTest(chex.TestCase):
       self.env,
       self.env.init_model(),
       CountingAgent.make(self.env.spec.num_actions),
-      self.episodes,
+      train.offline_data(self.episodes),
       batch_size=batch,
       num_updates_per_iteration=updates,
       num_iterations=iterations,
@@ -283,8 +285,8 @@ class OfflineTrainTest(chex.TestCase):
 
   def test_updates_and_batches(self):
     trainer = self.make()
-    state, metrics = jax.jit(train.train, static_argnums=0)(
-      trainer, jax.random.key(1)
+    state, metrics = jax.jit(functools.partial(train.train, trainer))(
+      jax.random.key(1)
     )
     self.assertEqual(int(state.iteration), 6)
     self.assertEqual(int(state.agent["updates"]), 18)
@@ -303,19 +305,37 @@ class OfflineTrainTest(chex.TestCase):
     chex.assert_shape(metrics["sum/learner/batch_reward"], (6,))
     np.testing.assert_array_equal(metrics["count/learner"], 3.0)
 
-  def test_same_key_same_run_and_data_stays_unchanged(self):
+  def test_same_key_same_run(self):
     trainer = self.make()
-    run = jax.jit(train.train, static_argnums=0)
-    a, _ = run(trainer, jax.random.key(2))
-    b, _ = run(trainer, jax.random.key(2))
-    c, _ = run(trainer, jax.random.key(3))
+    run = jax.jit(functools.partial(train.train, trainer))
+    a, _ = run(jax.random.key(2))
+    b, _ = run(jax.random.key(2))
+    c, _ = run(jax.random.key(3))
     chex.assert_trees_all_equal(a.agent, b.agent)
     self.assertFalse(
       np.array_equal(jax.random.key_data(a.key), jax.random.key_data(c.key))
     )
-    np.testing.assert_array_equal(
-      a.buffer.episodes.obs, np.asarray(self.episodes.obs)
+
+  def test_the_state_holds_no_dataset(self):
+    trainer = self.make()
+    state = jax.jit(trainer.init)(jax.random.key(0))
+    dataset_bytes = sum(x.nbytes for x in jax.tree.leaves(trainer.data))
+    state_bytes = sum(x.nbytes for x in jax.tree.leaves(state))
+    # Every image of the dataset lives in `data`; the state is a few
+    # counters and the agent.
+    self.assertLess(state_bytes, 100)
+    self.assertGreater(dataset_bytes, 8 * 4 * 4 * 3)
+    # The step reads the dataset from its argument: other data, other run.
+    step = jax.jit(trainer.step)
+    shuffled = trainer.data._replace(
+      episodes=trainer.data.episodes._replace(
+        reward=jnp.zeros_like(trainer.data.episodes.reward)
+      )
     )
+    a, _ = step(state, trainer.data)
+    b, _ = step(state, shuffled)
+    self.assertGreater(float(a.agent["reward_sum"]), 0.0)
+    self.assertEqual(float(b.agent["reward_sum"]), 0.0)
 
   def test_evaluate_reports_env_metrics(self):
     trainer = self.make()
@@ -327,16 +347,117 @@ class OfflineTrainTest(chex.TestCase):
   def test_empty_dataset_raises(self):
     empty = self.episodes._replace(length=np.zeros_like(self.episodes.length))
     with self.assertRaisesRegex(ValueError, "no transitions"):
-      train.make_offline_train(
-        self.env,
-        self.env.init_model(),
-        CountingAgent.make(3),
-        empty,
-        batch_size=2,
-        num_updates_per_iteration=1,
-        num_iterations=1,
-        num_eval_episodes=1,
+      train.offline_data(empty)
+
+
+def _key_data(tree):
+  """`tree` with its PRNG keys as their raw integer data."""
+
+  def plain(x):
+    if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+      return jax.random.key_data(x)
+    return x
+
+  return jax.tree.map(plain, tree)
+
+
+class SeedsTest(chex.TestCase):
+  """`vmap_seeds`: S runs in one program equal S separate runs."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.env = catch.make_catch(rows=4, cols=3)
+    model = cls.env.init_model()
+
+    def expert(model, state, key, episode_key):
+      del model, key, episode_key
+      p = state.physics
+      return (jnp.sign(p.ball[1] - p.paddle) + 1).astype(jnp.int32)
+
+    collect = offline.make_collector(cls.env, [expert], [1.0])
+    episodes = jax.device_get(
+      jax.jit(collect, static_argnums=2)(model, jax.random.key(0), 8)
+    )
+    network = q_networks.make_discrete_q_network(
+      num_actions=3,
+      channels=(4,),
+      kernel_sizes=(2,),
+      strides=(1,),
+      hidden_sizes=(8,),
+    )
+    dqn_agent = dqn.make_dqn(
+      network,
+      3,
+      learning_rate=1e-2,
+      discount=0.9,
+      max_grad_norm=10.0,
+      huber_delta=1.0,
+      target_update_tau=0.1,
+      epsilon_start=0.0,
+      epsilon_end=0.0,
+      epsilon_decay_steps=1,
+    )
+    # The offline trainer inits agents with (key, obs, action) examples.
+    agent = dqn_agent._replace(
+      init=lambda key, obs, action: dqn_agent.init(key, obs)
+    )
+    cls.trainer = train.make_offline_train(
+      cls.env,
+      model,
+      agent,
+      train.offline_data(episodes),
+      batch_size=4,
+      num_updates_per_iteration=2,
+      num_iterations=3,
+      num_eval_episodes=4,
+    )
+
+  @parameterized.parameters("vmap", "unroll")
+  def test_seeds_equal_separate_runs(self, batching):
+    seeds = train.vmap_seeds(self.trainer, 3, batching)
+    key = jax.random.key(4)
+    state = jax.jit(seeds.init)(key)
+    step = jax.jit(seeds.step)
+    for _ in range(3):
+      state, metrics = step(state, seeds.data)
+    chex.assert_shape(metrics["count/learner"], (3,))
+    evaluation = jax.jit(seeds.evaluate)(state.agent, jax.random.key(5))
+    single_step = jax.jit(self.trainer.step)
+    for k, seed_key in enumerate(jax.random.split(key, 3)):
+      alone = jax.jit(self.trainer.init)(seed_key)
+      for _ in range(3):
+        alone, alone_metrics = single_step(alone, self.trainer.data)
+      own = jax.tree.map(lambda x, k=k: x[k], state)
+      chex.assert_trees_all_close(
+        _key_data(own), _key_data(alone), rtol=1e-5, atol=1e-6
       )
+      np.testing.assert_allclose(
+        metrics["sum/learner/loss"][k],
+        alone_metrics["sum/learner/loss"],
+        rtol=1e-5,
+      )
+      alone_eval = jax.jit(self.trainer.evaluate)(
+        alone.agent, jax.random.key(5)
+      )
+      np.testing.assert_allclose(
+        evaluation["eval/return"][k], alone_eval["eval/return"], rtol=1e-5
+      )
+    # Different seeds, different runs.
+    self.assertFalse(
+      np.allclose(
+        jax.tree.leaves(state.agent.params)[0][0],
+        jax.tree.leaves(state.agent.params)[0][1],
+      )
+    )
+
+  def test_bad_arguments(self):
+    with self.assertRaisesRegex(ValueError, "num_seeds"):
+      train.vmap_seeds(self.trainer, 0)
+    with self.assertRaisesRegex(ValueError, "batching"):
+      train.vmap_seeds(self.trainer, 2, "pmap")
+    with self.assertRaisesRegex(ValueError, "already"):
+      train.vmap_seeds(train.vmap_seeds(self.trainer, 2), 2)
 
 
 class DQNCatchSmokeTest(chex.TestCase):

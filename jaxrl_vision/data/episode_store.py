@@ -154,3 +154,12 @@ def _sha256(path: str) -> str:
     for block in iter(lambda: f.read(1 << 20), b""):
       h.update(block)
   return h.hexdigest()
+
+
+def fingerprint(manifest: dict[str, Any]) -> str:
+  """A dataset's identity: sha256 over its shards' sha256s, in order.
+  Equal for two copies of the same dataset wherever they lie."""
+  h = hashlib.sha256()
+  for shard in manifest["shards"]:
+    h.update(shard["sha256"].encode())
+  return h.hexdigest()

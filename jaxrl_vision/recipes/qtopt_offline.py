@@ -8,9 +8,9 @@ greedily (CEM) in fresh MJX worlds. `experiments/visionary.py` chains such
 runs into search -> derive -> retrain, and the baseline.
 """
 
-import json
+from collections.abc import Callable
+from typing import Any
 
-import jax
 import ml_collections
 import optax
 
@@ -22,27 +22,9 @@ from jaxrl_vision.data import episode_store
 from jaxrl_vision.data import offline
 from jaxrl_vision.envs import registry as env_registry
 from jaxrl_vision.networks import visionary
+from jaxrl_vision.search import visionary as space
 
-PRESETS = {
-  "search": visionary.search_architecture,
-  "baseline": visionary.baseline_architecture,
-  "supernet_only": visionary.supernet_only_architecture,
-  "attention_only": visionary.attention_only_architecture,
-}
-
-
-def architecture(name_or_json: str) -> visionary.Architecture:
-  """A preset (`search`, `baseline`, ...) or an architecture JSON string."""
-  if name_or_json in PRESETS:
-    return PRESETS[name_or_json]()
-  try:
-    data = json.loads(name_or_json)
-  except json.JSONDecodeError as e:
-    raise ValueError(
-      f"not a preset ({', '.join(sorted(PRESETS))}) nor architecture JSON: "
-      f"{name_or_json[:80]!r}"
-    ) from e
-  return visionary.architecture_from_json(data)
+OPTIMIZERS = ("sgd", "adam")
 
 
 def make_env(config: ml_collections.ConfigDict):
@@ -64,23 +46,19 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
     ),
   )
   v.one_of(config, "network.trunk", visionary.TRUNKS)
+  v.boolean(config, "network.coord_channels")
   try:
-    arch = architecture(config.network.architecture)
+    arch = space.architecture(config.network.architecture)
     visionary.make_q_function(config.network.trunk, arch, env.spec.obs_shape[0])
   except ValueError as e:
     raise v.ConfigError(
       "network.architecture", config.network.architecture[:80], str(e)
     ) from e
-  v.one_of(config, "agent.optimizer", ("sgd", "adam"))
+  v.one_of(config, "agent.optimizer", OPTIMIZERS)
   v.number_in(config, "agent.learning_rate", 0, 1, low_open=True)
-  v.number_in(
-    config,
-    "agent.arch_lr_scale",
-    0,
-    float("inf"),
-    low_open=True,
-    high_open=True,
-  )
+  v.one_of(config, "search.arch_optimizer", OPTIMIZERS)
+  v.number_in(config, "search.arch_learning_rate", 0, 10, low_open=True)
+  v.non_negative_int(config, "search.warmup_iterations")
   v.number_in(config, "agent.momentum", 0, 1, high_open=True)
   v.number_in(config, "agent.gamma", 0, 1)
   v.number_in(config, "agent.polyak_decay", 0, 1)
@@ -112,6 +90,8 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
       raise v.ConfigError(
         f"agent.{prefix}_samples", samples, "needs >= 2 (open and close)"
       )
+  v.positive_int(config, "num_seeds")
+  v.one_of(config, "train.seed_batching", ("auto",) + train.SEED_BATCHING)
   v.positive_int(config, "train.batch_size")
   v.positive_int(config, "train.num_iterations")
   v.positive_int(config, "train.num_updates_per_iteration")
@@ -120,46 +100,38 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
     raise v.ConfigError("dataset.path", "", "name a dataset directory")
 
 
-def load_dataset(config: ml_collections.ConfigDict, env) -> offline.Episodes:
-  """The episodes in `dataset.path`, verified against their manifest."""
-  episodes, _ = episode_store.read(
+def load_data(
+  config: ml_collections.ConfigDict, env
+) -> tuple[train.OfflineData, str]:
+  """(the episodes in `dataset.path` on device, their fingerprint), verified
+  against their manifest."""
+  episodes, manifest = episode_store.read(
     config.dataset.path, offline.episodes_structure(env)
   )
-  return episodes
+  return train.offline_data(episodes), episode_store.fingerprint(manifest)
+
+
+def _optimizer(name: str, learning_rate: float, momentum: float):
+  if name == "sgd":
+    return optax.sgd(learning_rate, momentum=momentum)
+  return optax.adam(learning_rate)
 
 
 def make_optimizer(
   config: ml_collections.ConfigDict,
 ) -> optax.GradientTransformation:
-  """The paper's SGD with momentum (spec B1.5), or Adam.
-
-  Architecture logits (merge w, attention h) take the same gradient step
-  with their learning rate scaled by `agent.arch_lr_scale` (1 = the
-  paper's single optimiser). Short CPU searches need a larger scale: at 1
-  the logits barely leave their initial values in 1,000 steps.
-  """
-  a = config.agent
-
-  def one(learning_rate):
-    if a.optimizer == "sgd":
-      return optax.sgd(learning_rate, momentum=a.momentum)
-    return optax.adam(learning_rate)
-
-  if a.arch_lr_scale == 1:
-    return one(a.learning_rate)
-
-  def labels(params):
-    return jax.tree_util.tree_map_with_path(
-      lambda path, _: "arch" if visionary.is_arch_param(path) else "weights",
-      params,
-    )
-
-  return optax.multi_transform(
-    {
-      "weights": one(a.learning_rate),
-      "arch": one(a.learning_rate * a.arch_lr_scale),
-    },
-    labels,
+  """The paper's SGD with momentum (spec B1.5), or Adam; for a network with
+  architecture logits, `space.make_search_optimizer`: the logits get their
+  own optimizer and learning rate (`search.*`) and stay still for the
+  first `search.warmup_iterations`."""
+  a, s = config.agent, config.search
+  weights = _optimizer(a.optimizer, a.learning_rate, a.momentum)
+  if not space.has_arch_params(space.architecture(config.network.architecture)):
+    return weights
+  return space.make_search_optimizer(
+    weights,
+    _optimizer(s.arch_optimizer, s.arch_learning_rate, a.momentum),
+    warmup_steps=s.warmup_iterations * config.train.num_updates_per_iteration,
   )
 
 
@@ -173,7 +145,7 @@ def make_agent(config: ml_collections.ConfigDict, q_function):
     polyak_decay=a.polyak_decay,
     lag_every=a.lag_every,
     l2_scale=a.l2_scale,
-    is_arch_param=visionary.is_arch_param,
+    is_arch_param=space.is_arch_param,
     cem_iterations=a.cem_iterations,
     cem_samples=a.cem_samples,
     cem_elites=a.cem_elites,
@@ -190,8 +162,9 @@ def make_agent(config: ml_collections.ConfigDict, q_function):
 def make_q_function(config: ml_collections.ConfigDict, env):
   return visionary.make_q_function(
     config.network.trunk,
-    architecture(config.network.architecture),
+    space.architecture(config.network.architecture),
     env.spec.obs_shape[0],
+    coord_channels=config.network.coord_channels,
   )
 
 
@@ -199,27 +172,44 @@ def make_train(
   config: ml_collections.ConfigDict,
   axis_name: str | None = None,
   num_devices: int = 1,
+  *,
+  data: tuple[train.OfflineData, str] | None = None,
 ) -> train.Trainer:
+  """The trainer of one run; `data` = (dataset on device, fingerprint)
+  already loaded (by a pipeline that trains several runs on it), else
+  `dataset.path` is read."""
   del axis_name, num_devices  # one device (see validate)
   env = make_env(config)
   agent = make_agent(config, make_q_function(config, env))
+  dataset, fingerprint = load_data(config, env) if data is None else data
   return train.make_offline_train(
     env,
     env.init_model(),
     agent,
-    load_dataset(config, env),
+    dataset,
     batch_size=config.train.batch_size,
     num_updates_per_iteration=config.train.num_updates_per_iteration,
     num_iterations=config.train.num_iterations,
     num_eval_episodes=config.eval.num_episodes,
     # Monte-Carlo returns in the batches, only for the agent that uses them.
     gamma=None if config.agent.target == "bellman" else config.agent.gamma,
+    data_fingerprint=fingerprint,
   )
 
 
-def make_recipe() -> recipes.Recipe:
+def make_recipe(
+  data: tuple[train.OfflineData, str] | None = None,
+) -> recipes.Recipe:
+  """The recipe; with `data`, every run it makes trains on that dataset
+  (already on device) instead of reading `dataset.path`."""
+  make: Callable[..., Any] = make_train
+  if data is not None:
+
+    def make(config, axis_name=None, num_devices=1):
+      return make_train(config, axis_name, num_devices, data=data)
+
   return recipes.Recipe(
     validate=validate,
-    make_train=make_train,
+    make_train=make,
     main_metrics=("learner/loss", "eval/success"),
   )

@@ -11,64 +11,93 @@ from jaxrl_vision import validation
 from jaxrl_vision.recipes import qtopt_offline
 
 
-def phase(**agent):
+def phase(architecture="search", **overrides):
   config = visionary_config.get_config("smoke")
   c = visionary.phase_config(
     config,
-    architecture="search",
+    architecture=architecture,
     seed=0,
+    num_seeds=2,
     num_iterations=10,
     dataset_path="/nonexistent",
   )
-  c.agent.update(agent)
+  for key, value in overrides.items():
+    section, name = key.split(".")
+    c[section][name] = value
   return c
 
 
-class OptimizerTest(absltest.TestCase):
-  def test_arch_logits_take_a_scaled_step(self):
-    params = {
-      "params": {
-        "head": {
-          "merge_pool2": {"merge_logits": jnp.zeros(5)},
-          "conv": {"kernel": jnp.zeros((2, 2))},
-        }
+def _params():
+  return {
+    "params": {
+      "head": {
+        "merge_pool2": {"merge_logits": jnp.zeros(5)},
+        "conv": {"kernel": jnp.zeros((2, 2))},
       }
     }
+  }
+
+
+class OptimizerTest(absltest.TestCase):
+  def _first_update(self, config):
+    params = _params()
     grads = jax.tree.map(jnp.ones_like, params)
-    for scale, arch_step in ((1.0, -0.1), (10.0, -1.0)):
-      opt = qtopt_offline.make_optimizer(
-        phase(
-          optimizer="sgd", learning_rate=0.1, momentum=0.0, arch_lr_scale=scale
-        )
-      )
-      updates, _ = opt.update(grads, opt.init(params), params)
-      head = updates["params"]["head"]
-      np.testing.assert_allclose(
-        head["merge_pool2"]["merge_logits"], arch_step, rtol=1e-6
-      )
-      np.testing.assert_allclose(head["conv"]["kernel"], -0.1, rtol=1e-6)
+    opt = qtopt_offline.make_optimizer(config)
+    updates, _ = opt.update(grads, opt.init(params), params)
+    return updates["params"]["head"]
+
+  def test_search_logits_take_their_own_step_after_warmup(self):
+    config = phase(
+      **{
+        "agent.optimizer": "sgd",
+        "agent.learning_rate": 0.1,
+        "agent.momentum": 0.0,
+        "search.arch_optimizer": "sgd",
+        "search.arch_learning_rate": 3.0,
+        "search.warmup_iterations": 0,
+      }
+    )
+    head = self._first_update(config)
+    np.testing.assert_allclose(head["merge_pool2"]["merge_logits"], -3.0)
+    np.testing.assert_allclose(head["conv"]["kernel"], -0.1, rtol=1e-6)
+    # With a warm-up the logits hold still at first; the weights do not.
+    config.search.warmup_iterations = 5
+    head = self._first_update(config)
+    np.testing.assert_allclose(head["merge_pool2"]["merge_logits"], 0.0)
+    np.testing.assert_allclose(head["conv"]["kernel"], -0.1, rtol=1e-6)
+
+  def test_fixed_architectures_use_one_optimizer(self):
+    config = phase(
+      "baseline",
+      **{
+        "agent.optimizer": "sgd",
+        "agent.learning_rate": 0.1,
+        "agent.momentum": 0.0,
+        "search.arch_learning_rate": 3.0,
+      },
+    )
+    # No arch params in the baseline: every leaf takes the weights' step.
+    head = self._first_update(config)
+    np.testing.assert_allclose(head["merge_pool2"]["merge_logits"], -0.1)
 
 
 class ValidateTest(absltest.TestCase):
   def test_refuses_bad_values(self):
     cases = (
-      (dict(optimizer="rmsprop"), "agent.optimizer"),
-      (dict(arch_lr_scale=0.0), "agent.arch_lr_scale"),
-      (dict(cem_elites=100), "agent.cem_elites"),
+      ({"agent.optimizer": "rmsprop"}, "agent.optimizer"),
+      ({"search.arch_learning_rate": 0.0}, "search.arch_learning_rate"),
+      ({"search.arch_optimizer": "lion"}, "search.arch_optimizer"),
+      ({"search.warmup_iterations": -1}, "search.warmup_iterations"),
+      ({"agent.cem_elites": 100}, "agent.cem_elites"),
+      ({"train.seed_batching": "pmap"}, "train.seed_batching"),
     )
-    for agent, key in cases:
+    for overrides, key in cases:
       with self.assertRaisesRegex(validation.ConfigError, key):
-        qtopt_offline.validate(phase(**agent), 1)
+        qtopt_offline.validate(phase(**overrides), 1)
 
   def test_one_device_only(self):
     with self.assertRaisesRegex(validation.ConfigError, "one device"):
       qtopt_offline.validate(phase(), 2)
-
-  def test_architecture_json_or_preset(self):
-    arch = qtopt_offline.architecture("baseline")
-    self.assertEqual(arch.attention, "off")
-    with self.assertRaisesRegex(ValueError, "preset"):
-      qtopt_offline.architecture("{not json")
 
 
 if __name__ == "__main__":
