@@ -124,6 +124,10 @@ class VisionarySmokeTest(absltest.TestCase):
       dataset_path=dataset_dir,
     )
     workdir = helpers.fresh_workdir("visionary_resume")
+    # The CLI run's compiled programs, as a phase of the pipeline would.
+    loop.enable_compilation_cache(
+      os.path.join(os.path.dirname(workdir), ".jax_cache")
+    )
 
     def crash(it, state):
       del state
