@@ -42,7 +42,9 @@ def make_task(config):
   return TASKS[config.task.name](**config.task.params)
 
 
-def _collector(task, config):
+def make_collector(task, config):
+  """The config's behaviour-policy mix as `offline.make_collector`'s
+  `collect(model, key, num_episodes)`."""
   policies = scripted.make_behaviour_policies(
     task,
     grasp.straight_descent_action,
@@ -61,7 +63,7 @@ def _collector(task, config):
 def collect(config, log=print) -> offline.Episodes:
   """Runs the dataset config's policy mix; numpy Episodes on the host."""
   task = make_task(config)
-  collect_fn = jax.jit(_collector(task, config), static_argnums=2)
+  collect_fn = jax.jit(make_collector(task, config), static_argnums=2)
   model = task.env.init_model()
   keys = jax.random.split(
     jax.random.key(config.seed), config.num_episodes // config.episodes_per_call

@@ -46,6 +46,7 @@ from jaxrl_vision import train
 from jaxrl_vision import validation as v
 from jaxrl_vision.data import episode_store
 from jaxrl_vision.envs.manipulation import grasp
+from jaxrl_vision.envs.manipulation import scripted
 from jaxrl_vision.recipes import qtopt_offline
 from jaxrl_vision.search import visionary as space
 
@@ -256,11 +257,7 @@ def references(config, recipe, found_config, workdir) -> dict[str, float]:
       return json.load(f)
   task = datasets.make_task(dataset_config(config))
   env = task.env
-  policies = {
-    "expert": lambda m, s, k: task.expert_action(m, s, k, 0.0),
-    "straight_descent": grasp.straight_descent_action,
-    "random": lambda m, s, k: task.random_action(k),
-  }
+  policies = scripted.reference_policies(task, grasp.straight_descent_action)
   eval_key = loop.eval_key(found_config)
   key = jax.random.fold_in(eval_key, found_config.train.num_iterations)
   out = {}

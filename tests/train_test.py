@@ -20,6 +20,51 @@ from jaxrl_vision.networks import q_networks
 BALL = (255, 204, 51)
 
 
+def make_dqn_agent(
+  env,
+  *,
+  channels=(4,),
+  hidden_sizes=(16,),
+  learning_rate=1e-3,
+  epsilon_decay_steps=500,
+):
+  network = q_networks.make_discrete_q_network(
+    num_actions=env.spec.num_actions,
+    channels=channels,
+    kernel_sizes=(3,) * len(channels),
+    strides=(1,) * len(channels),
+    hidden_sizes=hidden_sizes,
+  )
+  return dqn.make_dqn(
+    network,
+    env.spec.num_actions,
+    learning_rate=learning_rate,
+    discount=0.99,
+    max_grad_norm=10.0,
+    huber_delta=1.0,
+    target_update_tau=0.05,
+    epsilon_start=1.0,
+    epsilon_end=0.05,
+    epsilon_decay_steps=epsilon_decay_steps,
+  )
+
+
+def catch_expert_episodes(env, num_episodes=8):
+  """Host Episodes of Catch's privileged expert (it always catches)."""
+
+  def expert(model, state, key, episode_key):
+    del model, key, episode_key
+    p = state.physics
+    return (jnp.sign(p.ball[1] - p.paddle) + 1).astype(jnp.int32)
+
+  collect = offline.make_collector(env, [expert], [1.0])
+  return jax.device_get(
+    jax.jit(collect, static_argnums=2)(
+      env.init_model(), jax.random.key(0), num_episodes
+    )
+  )
+
+
 def make_trainer(
   *,
   rows=4,
@@ -38,23 +83,11 @@ def make_trainer(
   num_eval_episodes=8,
 ):
   env = catch.make_catch(rows=rows, cols=cols)
-  network = q_networks.make_discrete_q_network(
-    num_actions=env.spec.num_actions,
+  agent = make_dqn_agent(
+    env,
     channels=channels,
-    kernel_sizes=(3,) * len(channels),
-    strides=(1,) * len(channels),
     hidden_sizes=hidden_sizes,
-  )
-  agent = dqn.make_dqn(
-    network,
-    env.spec.num_actions,
     learning_rate=learning_rate,
-    discount=0.99,
-    max_grad_norm=10.0,
-    huber_delta=1.0,
-    target_update_tau=0.05,
-    epsilon_start=1.0,
-    epsilon_end=0.05,
     epsilon_decay_steps=epsilon_decay_steps,
   )
   buffer = uniform.make_uniform_replay(
@@ -258,18 +291,7 @@ class OfflineTrainTest(chex.TestCase):
   def setUpClass(cls):
     super().setUpClass()
     cls.env = catch.make_catch(rows=4, cols=3)
-
-    def expert(model, state, key, episode_key):
-      del model, key, episode_key
-      p = state.physics
-      return (jnp.sign(p.ball[1] - p.paddle) + 1).astype(jnp.int32)
-
-    collect = offline.make_collector(cls.env, [expert], [1.0])
-    cls.episodes = jax.device_get(
-      jax.jit(collect, static_argnums=2)(
-        cls.env.init_model(), jax.random.key(0), 8
-      )
-    )
+    cls.episodes = catch_expert_episodes(cls.env)
 
   def make(self, iterations=6, updates=3, batch=5):
     return train.make_offline_train(
@@ -369,35 +391,8 @@ class SeedsTest(chex.TestCase):
     super().setUpClass()
     cls.env = catch.make_catch(rows=4, cols=3)
     model = cls.env.init_model()
-
-    def expert(model, state, key, episode_key):
-      del model, key, episode_key
-      p = state.physics
-      return (jnp.sign(p.ball[1] - p.paddle) + 1).astype(jnp.int32)
-
-    collect = offline.make_collector(cls.env, [expert], [1.0])
-    episodes = jax.device_get(
-      jax.jit(collect, static_argnums=2)(model, jax.random.key(0), 8)
-    )
-    network = q_networks.make_discrete_q_network(
-      num_actions=3,
-      channels=(4,),
-      kernel_sizes=(2,),
-      strides=(1,),
-      hidden_sizes=(8,),
-    )
-    dqn_agent = dqn.make_dqn(
-      network,
-      3,
-      learning_rate=1e-2,
-      discount=0.9,
-      max_grad_norm=10.0,
-      huber_delta=1.0,
-      target_update_tau=0.1,
-      epsilon_start=0.0,
-      epsilon_end=0.0,
-      epsilon_decay_steps=1,
-    )
+    episodes = catch_expert_episodes(cls.env)
+    dqn_agent = make_dqn_agent(cls.env, learning_rate=1e-2)
     # The offline trainer inits agents with (key, obs, action) examples.
     agent = dqn_agent._replace(
       init=lambda key, obs, action: dqn_agent.init(key, obs)

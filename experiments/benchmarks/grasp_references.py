@@ -28,6 +28,7 @@ from configs import visionary as visionary_config
 from jaxrl_vision.data import offline
 from jaxrl_vision.envs.manipulation import common
 from jaxrl_vision.envs.manipulation import grasp
+from jaxrl_vision.envs.manipulation import scripted
 
 _LAYOUT = flags.DEFINE_enum(
   "layout", "visionary", ["visionary", "grasp_default"], "Bin layout."
@@ -60,14 +61,9 @@ def ignore_episode_key(policy: Callable[..., jax.Array]) -> offline.Policy:
 def reference_policies(
   task: common.ManipulationTask,
 ) -> dict[str, offline.Policy]:
-  """The noiseless expert, the straight descent and the random policy."""
-  return {
-    "expert": ignore_episode_key(
-      lambda m, s, k: task.expert_action(m, s, k, 0.0)
-    ),
-    "straight_descent": ignore_episode_key(grasp.straight_descent_action),
-    "random": ignore_episode_key(lambda m, s, k: task.random_action(k)),
-  }
+  """`scripted.reference_policies` as `offline.Policy` functions."""
+  references = scripted.reference_policies(task, grasp.straight_descent_action)
+  return {name: ignore_episode_key(p) for name, p in references.items()}
 
 
 def main(argv):

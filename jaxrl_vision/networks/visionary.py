@@ -54,7 +54,8 @@ Deviations from the spec, on purpose:
     (`init_scheme="qtopt"`) relies on BN: without it the signal shrinks 3-6x
     per layer (init logits ~1e-15 on grasping44_64, gradients ~1e-14). Biases are 0.
     Attention Dense layers are LeCun normal, not the spec's N(0, 0.01):
-    at 0.01 the gates' gradients are ~1e-7 and the search cannot move them.
+    at 0.01 the gates' gradients are ~1e-7 (issue #13's reading) and the
+    search cannot move them.
   * Architecture logits live in the "params" collection (B1.7 suggests a
     separate "arch" collection) so one gradient step updates both; they are
     recognised by name with `is_arch_param` (to skip L2 and to log them).
@@ -94,8 +95,8 @@ INIT_SCHEMES: dict[str, Initializer] = {
 }
 # LeCun (fan-in, unit variance): with the spec's N(0, 0.01) the projections
 # and the attention layer each shrink the signal ~100x, so a gate's gradient
-# is their product (measured 1e-7..1e-6 against 1e-4..1e-2 for the merge
-# logits) and a search never moves the gates.
+# is their product (issue #13 read 1e-7..1e-6 against 1e-4..1e-2 for the
+# merge logits) and a search never moves the gates.
 _ATTENTION_INIT = nn.initializers.variance_scaling(
   1.0, "fan_in", "truncated_normal"
 )

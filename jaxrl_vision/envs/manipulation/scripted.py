@@ -34,6 +34,20 @@ from jaxrl_vision.envs.manipulation import common
 POLICY_NAMES = ("expert", "offset_expert", "descent", "random")
 
 
+def reference_policies(
+  task: common.ManipulationTask,
+  straight_descent: Callable[..., jax.Array],
+) -> Mapping[str, Callable[..., jax.Array]]:
+  """What a learner's success is read against, `(model, state, key) ->
+  action` each: the noiseless expert (the full skill), `straight_descent`
+  (the task's policy without the x-y skill) and the random policy."""
+  return {
+    "expert": lambda m, s, k: task.expert_action(m, s, k, 0.0),
+    "straight_descent": straight_descent,
+    "random": lambda m, s, k: task.random_action(k),
+  }
+
+
 def random_move(key: jax.Array, action: jax.Array) -> jax.Array:
   """`action` [7] with its translation and yaw replaced by uniform ones; the
   gripper command (open, close) is kept."""

@@ -16,8 +16,8 @@ import numpy as np
 from absl.testing import absltest
 
 from configs import grasp_dataset
+from experiments import datasets
 from jaxrl_vision import types
-from jaxrl_vision.data import offline
 from jaxrl_vision.envs.manipulation import common
 from jaxrl_vision.envs.manipulation import grasp
 from jaxrl_vision.envs.manipulation import scripted
@@ -320,20 +320,7 @@ class DefaultMixCollectionTest(absltest.TestCase):
     config = grasp_dataset.get_config()
     params = dict(config.task.params, image_size=16)
     task = grasp.make_grasp_task(**params)
-    policies = scripted.make_behaviour_policies(
-      task,
-      grasp.straight_descent_action,
-      expert_noise=config.expert_noise,
-      explore_epsilon=config.explore_epsilon,
-      offset_range=tuple(config.offset_range),
-      random_close=config.random_close,
-    )
-    names = scripted.POLICY_NAMES
-    collect = offline.make_collector(
-      task.env,
-      [policies[n] for n in names],
-      [config.mix[n] for n in names],
-    )
+    collect = datasets.make_collector(task, config)
     cls.episodes = jax.device_get(
       jax.jit(collect, static_argnums=2)(
         task.env.init_model(), jax.random.key(0), cls.NUM_EPISODES
