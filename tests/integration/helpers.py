@@ -75,12 +75,17 @@ def recipe(config) -> recipes.Recipe:
 def final_state(workdir: str, config) -> tuple[int, list[np.ndarray]]:
   """(step, leaves as numpy) of the newest checkpoint in `workdir`."""
   step, state = loop.restore_final_state(workdir, recipe(config), config)
+  return step, numpy_leaves(state)
+
+
+def numpy_leaves(tree) -> list[np.ndarray]:
+  """`tree`'s leaves as numpy arrays, typed PRNG keys as their key data."""
   leaves = []
-  for leaf in jax.tree.leaves(state):
+  for leaf in jax.tree.leaves(tree):
     if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
       leaf = jax.random.key_data(leaf)
     leaves.append(np.asarray(leaf))
-  return step, leaves
+  return leaves
 
 
 def assert_bitwise_equal(a: list[np.ndarray], b: list[np.ndarray]) -> None:
