@@ -92,10 +92,15 @@ def eval_key(config: ml_collections.ConfigDict) -> jax.Array:
   return jax.random.split(jax.random.key(config.seed))[1]
 
 
+def devices(config: ml_collections.ConfigDict) -> tuple[int, str | None]:
+  """(number of devices, data axis name or None for one) of a run."""
+  num_devices = config.distributed.num_devices or jax.device_count()
+  return num_devices, mesh_lib.DATA_AXIS if num_devices > 1 else None
+
+
 def build(config: ml_collections.ConfigDict, recipe: recipes.Recipe) -> Setup:
   """The trainer for this config on this job's devices, and its state layout."""
-  num_devices = config.distributed.num_devices or jax.device_count()
-  axis_name = mesh_lib.DATA_AXIS if num_devices > 1 else None
+  num_devices, axis_name = devices(config)
   trainer = recipe.make_train(config, axis_name, num_devices)
   if "num_seeds" in config:  # seeds as a vmapped axis of one program
     trainer = train_lib.vmap_seeds(

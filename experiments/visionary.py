@@ -18,8 +18,9 @@ experiment's own files:
   <workdir>/rollouts.gif        found and baseline policies, side by side
   <workdir>/summary.json        Table I: mean +- std, best, t-test
 
-The dataset is read once and put on the device once; every phase trains on
-that copy (an argument of its compiled step, never in its checkpoints).
+The dataset is read once and put on the device once (on D > 1 devices, one
+slice of E / D episodes on each); every phase trains on that copy (an
+argument of its compiled step, never in its checkpoints).
 Re-running the same command resumes: finished phases are skipped and an
 interrupted one continues from its newest checkpoint.
 """
@@ -45,6 +46,8 @@ from experiments import video
 from jaxrl_vision import train
 from jaxrl_vision import validation as v
 from jaxrl_vision.data import episode_store
+from jaxrl_vision.distributed import data_parallel
+from jaxrl_vision.distributed import mesh as mesh_lib
 from jaxrl_vision.envs.manipulation import grasp
 from jaxrl_vision.envs.manipulation import scripted
 from jaxrl_vision.recipes import qtopt_offline
@@ -128,7 +131,12 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
       config.search.warmup_iterations,
       f"must be < search.num_iterations ({search_iterations})",
     )
-  v.positive_int(config, "dataset.num_episodes")
+  v.multiple_of(
+    config,
+    "dataset.num_episodes",
+    num_devices,
+    f"each of the {num_devices} devices holds an equal share",
+  )
   per_call = v.positive_int(config, "dataset.episodes_per_call")
   if config.dataset.num_episodes % per_call:
     raise v.ConfigError(
@@ -377,8 +385,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     f"{manifest['transitions']} transitions, success "
     f"{manifest['success_rate']:.3f} ({composition})"
   )
-  # Once on the device, for every phase.
-  data = (train.offline_data(episodes), episode_store.fingerprint(manifest))
+  # Once on the device(s), for every phase.
+  num_devices, axis_name = loop.devices(config)
+  dataset = qtopt_offline.device_data(episodes, num_devices)
+  if axis_name is not None:
+    mesh = mesh_lib.make_mesh(num_devices, axis_name)
+    dataset = data_parallel.place_data(dataset, mesh, axis_name)
+  data = (dataset, episode_store.fingerprint(manifest))
   del episodes
   recipe = qtopt_offline.make_recipe(data)
 

@@ -250,10 +250,18 @@ def make_off_policy_train(
 
 
 class OfflineData(NamedTuple):
-  """A fixed dataset on device: episodes and their transition index."""
+  """A fixed dataset: episodes and their transition index.
+
+  On one device (`offline_data`) the leaves are as commented. Split over D
+  devices (`offline_data_shards`) every leaf gains a leading [D] axis:
+  slice d holds episodes [d E/D, (d + 1) E/D), its own index of them
+  (episode numbers local to the slice) padded to the longest slice's rows,
+  and how many of those rows are real.
+  """
 
   episodes: Any  # data.offline.Episodes, leaves [E, ...]
-  index: jax.Array  # [num_transitions, 2] int32 (episode, step)
+  index: jax.Array  # [R, 2] int32 (episode, step), R >= num_transitions
+  num_transitions: jax.Array  # () int32, rows of `index` in use; the rest pad
 
 
 def offline_data(episodes: Any) -> OfflineData:
@@ -263,7 +271,49 @@ def offline_data(episodes: Any) -> OfflineData:
   if index.shape[0] == 0:
     raise ValueError("the dataset holds no transitions")
   return OfflineData(
-    episodes=jax.tree.map(jnp.asarray, episodes), index=jnp.asarray(index)
+    episodes=jax.tree.map(jnp.asarray, episodes),
+    index=jnp.asarray(index),
+    num_transitions=jnp.int32(index.shape[0]),
+  )
+
+
+def offline_data_shards(episodes: Any, num_shards: int) -> OfflineData:
+  """Host `Episodes` -> `OfflineData` split into `num_shards` slices of
+  consecutive episodes, as host (numpy) arrays with a leading [num_shards]
+  axis (views of `episodes` where they are numpy): nothing is copied to a
+  device here; `data_parallel.place_data` gives each device its slice.
+
+  Raises:
+    ValueError: (one line) when the episodes do not split evenly or a
+      slice holds no transitions.
+  """
+  length = np.asarray(episodes.length)
+  num_episodes = len(length)
+  if num_shards < 1 or num_episodes % num_shards:
+    raise ValueError(
+      f"the dataset's {num_episodes} episodes do not split evenly over "
+      f"{num_shards} devices; use a number of devices that divides it"
+    )
+  per_shard = num_episodes // num_shards
+  indexes = [
+    offline.transition_index(length[d * per_shard : (d + 1) * per_shard])
+    for d in range(num_shards)
+  ]
+  empty = [d for d, index in enumerate(indexes) if not len(index)]
+  if empty:
+    raise ValueError(
+      f"the dataset's slices for devices {empty} hold no transitions"
+    )
+  index = np.zeros((num_shards, max(map(len, indexes)), 2), np.int32)
+  for d, rows in enumerate(indexes):
+    index[d, : len(rows)] = rows
+  return OfflineData(
+    episodes=jax.tree.map(
+      lambda x: np.asarray(x).reshape((num_shards, per_shard) + x.shape[1:]),
+      episodes,
+    ),
+    index=index,
+    num_transitions=np.array([len(i) for i in indexes], np.int32),
   )
 
 
@@ -279,6 +329,8 @@ def make_offline_train(
   num_eval_episodes: int,
   gamma: float | None = None,
   data_fingerprint: str = "",
+  axis_name: str | None = None,
+  num_devices: int = 1,
 ) -> Trainer:
   """Off-policy RL on a fixed dataset (the Visionary protocol, spec B1.1).
 
@@ -294,21 +346,63 @@ def make_offline_train(
   (zeros of the dataset's shapes). With `gamma`, batches carry each
   transition's discounted Monte-Carlo return (`Transition.mc_return`) for
   agents that use it.
+
+  Data parallel (`axis_name`, for `data_parallel.data_parallel_trainer`
+  over `num_devices` devices; the agent built with the same `axis_name`):
+  `data` is `offline_data_shards(episodes, num_devices)`, sharded along
+  its episodes, so each device holds E / D episodes, not a copy of all
+  (the paper's 50K episodes of 128 px images are ~52 GB). Each device
+  draws `batch_size / num_devices` transitions from its own slice with its
+  own key (the device index folded in) and the agent averages gradients,
+  so one update learns from `batch_size` transitions. The batch is then
+  stratified: a transition of slice d is drawn with probability
+  1 / (D n_d) instead of 1 / N (n_d transitions in the slice, N in all);
+  equal when slices hold equal numbers of transitions, and close for a
+  large dataset of i.i.d. episodes (the collectors'), whose consecutive
+  slices are random subsets. Evaluation splits its episodes over the
+  devices (`make_evaluate`): the same worlds as on one device, the same
+  means.
+
+  Raises:
+    ValueError: a batch that does not split over the devices, or `data`
+      laid out for another number of devices.
   """
-  sample = offline.make_sampler(batch_size, gamma)
+  lead = 2 if axis_name is None else 3  # [D,] E, T(+1) before a frame
+  if axis_name is None and num_devices != 1:
+    raise ValueError("num_devices > 1 needs an axis_name")
+  if batch_size % num_devices:
+    raise ValueError(
+      f"batch_size {batch_size} does not split evenly over {num_devices} "
+      "devices"
+    )
+  want = () if axis_name is None else (num_devices,)
+  if np.shape(data.num_transitions) != want:
+    raise ValueError(
+      f"data laid out for {np.shape(data.num_transitions) or 'one device'}, "
+      f"expected {want or 'one device'}: use "
+      + (
+        "offline_data(episodes)"
+        if axis_name is None
+        else f"offline_data_shards(episodes, {num_devices})"
+      )
+    )
+  local_batch = batch_size // num_devices
+  sample = offline.make_sampler(local_batch, gamma)
   # Shapes only: init must not close over the dataset (it would become a
   # constant of the compiled init).
   example_obs = jax.tree.map(
-    lambda x: jnp.zeros((batch_size,) + x.shape[2:], x.dtype),
+    lambda x: jnp.zeros((local_batch,) + x.shape[lead:], x.dtype),
     data.episodes.obs,
   )
   example_action = jnp.zeros(
-    (batch_size,) + data.episodes.action.shape[2:],
+    (local_batch,) + data.episodes.action.shape[lead:],
     data.episodes.action.dtype,
   )
 
   def init(key: jax.Array) -> TrainState:
     agent_key, data_key = jax.random.split(key)
+    if axis_name is not None:  # the same agent, each device its own batches
+      data_key = jax.random.fold_in(data_key, jax.lax.axis_index(axis_name))
     return TrainState(
       agent=agent.init(agent_key, example_obs, example_action),
       env=jnp.zeros((), jnp.float32),  # no worlds are kept between steps
@@ -321,8 +415,9 @@ def make_offline_train(
   def step(
     state: TrainState, data: OfflineData
   ) -> tuple[TrainState, types.Metrics]:
+    # With axis_name, `data` is this device's slice (leading axis dropped).
     def update(agent_state, key):
-      batch = sample(data.episodes, data.index, key)
+      batch = sample(data.episodes, data.index, key, data.num_transitions)
       # Materialise the batch: without the barrier XLA:CPU fuses the image
       # gather into the network's first consumers and redoes it per use
       # (20x slower steps, measured).
@@ -345,7 +440,9 @@ def make_offline_train(
   return Trainer(
     init=init,
     step=step,
-    evaluate=make_evaluate(env, model, agent, num_eval_episodes),
+    evaluate=make_evaluate(
+      env, model, agent, num_eval_episodes, axis_name=axis_name
+    ),
     num_iterations=num_iterations,
     env_steps_per_iteration=0,
     host_loop=True,
@@ -360,6 +457,7 @@ class Episodes(NamedTuple):
   returns: jax.Array  # [N] float32
   final: types.Metrics  # {name: [N]} env metrics at each episode's end
   images: jax.Array | None  # [T + 1, N, H, W, 3] uint8 with `record`
+  valid: jax.Array  # [N] bool; False: a device's padding copy of a world
 
 
 def make_run_episodes(
@@ -368,6 +466,7 @@ def make_run_episodes(
   num_episodes: int,
   model_axes: Any = None,
   record: bool = False,
+  axis_name: str | None = None,
 ) -> Callable[[Callable[..., jax.Array], jax.Array], Episodes]:
   """`run(act, key) -> Episodes`: `num_episodes` fresh episodes side by side
   (vmapped, no auto-reset) for `env.spec.max_episode_steps` steps.
@@ -376,13 +475,28 @@ def make_run_episodes(
   (from observations or, for scripted references, privileged state). With
   `model_axes`, `model` is a batch of per-world models (one per episode).
   With `record`, the observations' images are returned (for videos).
+
+  With `axis_name` (inside `shard_map` over D devices) the `num_episodes`
+  worlds that one device would draw from `key` are dealt out: device d runs
+  worlds [d n, (d + 1) n) of them, n = ceil(num_episodes / D), and reports
+  n episodes; rows past `num_episodes` repeat earlier worlds and are
+  marked `valid=False`. `act` gets a key with the device index folded in.
   """
+  if axis_name is not None and model_axes is not None:
+    raise ValueError("per-world models are not split over devices")
 
   def run(act, key: jax.Array) -> Episodes:
     reset_key, key = jax.random.split(key)
-    env_state = jax.vmap(env.reset, in_axes=(model_axes, 0))(
-      model, jax.random.split(reset_key, num_episodes)
-    )
+    reset_keys = jax.random.split(reset_key, num_episodes)
+    valid = jnp.ones((num_episodes,), bool)
+    if axis_name is not None:
+      num_local = -(-num_episodes // jax.lax.axis_size(axis_name))
+      device = jax.lax.axis_index(axis_name)
+      rows = device * num_local + jnp.arange(num_local)
+      reset_keys = reset_keys[rows % num_episodes]
+      valid = rows < num_episodes
+      key = jax.random.fold_in(key, device)
+    env_state = jax.vmap(env.reset, in_axes=(model_axes, 0))(model, reset_keys)
     raw_step = jax.vmap(env.step, in_axes=(model_axes, 0, 0))
 
     def body(carry, key):
@@ -397,10 +511,11 @@ def make_run_episodes(
       image = next_state.obs["image"] if record else None
       return (next_state, done, ret, final), image
 
+    num = reset_keys.shape[0]
     carry = (
       env_state,
-      jnp.zeros((num_episodes,), bool),
-      jnp.zeros((num_episodes,), jnp.float32),
+      jnp.zeros((num,), bool),
+      jnp.zeros((num,), jnp.float32),
       jax.tree.map(jnp.zeros_like, env_state.metrics),
     )
     (_, _, ret, final), images = jax.lax.scan(
@@ -408,14 +523,26 @@ def make_run_episodes(
     )
     if record:
       images = jnp.concatenate([env_state.obs["image"][None], images])
-    return Episodes(returns=ret, final=final, images=images)
+    return Episodes(returns=ret, final=final, images=images, valid=valid)
 
   return run
 
 
-def _eval_metrics(episodes: Episodes) -> types.Metrics:
-  metrics = {"eval/return": jnp.mean(episodes.returns)}
-  metrics.update({f"eval/{k}": jnp.mean(v) for k, v in episodes.final.items()})
+def _eval_metrics(
+  episodes: Episodes, axis_name: str | None = None
+) -> types.Metrics:
+  """Means over the valid episodes of all devices."""
+
+  def mean(x):
+    if axis_name is None:
+      return jnp.mean(x)
+    total = jnp.sum(jnp.where(episodes.valid, x, 0.0))
+    count = jnp.sum(episodes.valid.astype(jnp.float32))
+    total, count = jax.lax.psum((total, count), axis_name)
+    return total / count
+
+  metrics = {"eval/return": mean(episodes.returns)}
+  metrics.update({f"eval/{k}": mean(v) for k, v in episodes.final.items()})
   return metrics
 
 
@@ -425,21 +552,28 @@ def make_evaluate(
   agent: types.Agent,
   num_eval_episodes: int,
   model_axes: Any = None,
+  axis_name: str | None = None,
 ) -> Callable[[Any, jax.Array], types.Metrics]:
   """`evaluate(agent_state, key)`: greedy episodes in fresh worlds.
 
   Returns `eval/return` and `eval/<metric>` for every env metric, read at
   each episode's end, averaged over `num_eval_episodes` episodes
   (`make_run_episodes`). The same key gives the same worlds, whatever acts.
+  With `axis_name` (inside `shard_map`), the episodes are split over the
+  devices, each device running its share of the same worlds, and the means
+  are over all of them: the numbers one device would report, up to the
+  randomness of `agent.act`.
   """
-  run = make_run_episodes(env, model, num_eval_episodes, model_axes)
+  run = make_run_episodes(
+    env, model, num_eval_episodes, model_axes, axis_name=axis_name
+  )
 
   def evaluate(agent_state: Any, key: jax.Array) -> types.Metrics:
     def act(env_state, key):
       action, _ = agent.act(agent_state, env_state.obs, key, deterministic=True)
       return action
 
-    return _eval_metrics(run(act, key))
+    return _eval_metrics(run(act, key), axis_name)
 
   return evaluate
 

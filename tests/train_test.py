@@ -371,6 +371,55 @@ class OfflineTrainTest(chex.TestCase):
     with self.assertRaisesRegex(ValueError, "no transitions"):
       train.offline_data(empty)
 
+  def test_shards_of_consecutive_episodes(self):
+    # 8 episodes of at most 3 steps over 4 devices: uneven slices. Every
+    # (episode, step) gets its own reward, so a batch shows what it drew.
+    length = np.array([1, 3, 2, 3, 1, 1, 3, 2], np.int32)
+    reward = np.arange(8 * 3, dtype=np.float32).reshape(8, 3)
+    episodes = self.episodes._replace(length=length, reward=reward)
+    shards = train.offline_data_shards(episodes, 4)
+    chex.assert_shape(shards.episodes.obs, (4, 2) + episodes.obs.shape[1:])
+    np.testing.assert_array_equal(shards.num_transitions, [4, 5, 2, 5])
+    chex.assert_shape(shards.index, (4, 5, 2))
+    sample = offline.make_sampler(64)
+    for d in range(4):
+      own = offline.transition_index(length[2 * d : 2 * d + 2])
+      n = int(shards.num_transitions[d])
+      np.testing.assert_array_equal(shards.index[d, :n], own)
+      # Padding rows made visible: step 2 of the slice's first episode,
+      # past its end in slices 0 and 2.
+      index = shards.index[d].copy()
+      index[n:] = (0, 2)
+      own_slice = jax.tree.map(lambda x, d=d: x[d], shards.episodes)
+      allowed = {float(reward[2 * d + e, t]) for e, t in own}
+      batch = sample(own_slice, index, jax.random.key(d), n)
+      self.assertLessEqual(set(np.asarray(batch.reward_t).tolist()), allowed)
+      if d in (0, 2):  # Control: drawing from every row reaches the padding.
+        batch = sample(own_slice, index, jax.random.key(d))
+        self.assertFalse(set(np.asarray(batch.reward_t).tolist()) <= allowed, d)
+    with self.assertRaisesRegex(ValueError, "8 episodes .* over 3 devices"):
+      train.offline_data_shards(episodes, 3)
+
+  def test_data_parallel_arguments_checked(self):
+    make = functools.partial(
+      train.make_offline_train,
+      self.env,
+      self.env.init_model(),
+      CountingAgent.make(self.env.spec.num_actions),
+      num_updates_per_iteration=1,
+      num_iterations=1,
+      num_eval_episodes=2,
+    )
+    shards = train.offline_data_shards(self.episodes, 2)
+    one = train.offline_data(self.episodes)
+    with self.assertRaisesRegex(ValueError, "batch_size 5 .* 2 devices"):
+      make(shards, batch_size=5, axis_name="d", num_devices=2)
+    with self.assertRaisesRegex(ValueError, "offline_data_shards"):
+      make(one, batch_size=4, axis_name="d", num_devices=2)
+    with self.assertRaisesRegex(ValueError, "offline_data\\(episodes\\)"):
+      make(shards, batch_size=4)
+    make(shards, batch_size=4, axis_name="d", num_devices=2)  # fits
+
 
 def _key_data(tree):
   """`tree` with its PRNG keys as their raw integer data."""

@@ -84,16 +84,15 @@ def write(
   return manifest
 
 
-def read(
-  directory: str, example: offline.Episodes
-) -> tuple[offline.Episodes, dict[str, Any]]:
-  """Loads and verifies a dataset; `example` gives the Episodes structure.
-
-  `example` may be any Episodes with the right pytree structure (e.g. from
-  `jax.eval_shape` of a collector); only its structure is used.
-  """
+def read_manifest(
+  directory: str, missing_ok: bool = False
+) -> dict[str, Any] | None:
+  """A dataset's manifest (episodes, transitions, shards...) without its
+  shards; None if there is none and `missing_ok`."""
   path = os.path.join(directory, MANIFEST)
   if not os.path.exists(path):
+    if missing_ok:
+      return None
     raise DatasetError(
       f"{directory}: no {MANIFEST} (missing, or a collection that did not "
       "finish)"
@@ -107,6 +106,18 @@ def read(
     raise DatasetError(
       f"{path}: format {manifest.get('format')!r}, expected {FORMAT!r}"
     )
+  return manifest
+
+
+def read(
+  directory: str, example: offline.Episodes
+) -> tuple[offline.Episodes, dict[str, Any]]:
+  """Loads and verifies a dataset; `example` gives the Episodes structure.
+
+  `example` may be any Episodes with the right pytree structure (e.g. from
+  `jax.eval_shape` of a collector); only its structure is used.
+  """
+  manifest = read_manifest(directory)
   parts = []
   for shard in manifest["shards"]:
     file = os.path.join(directory, shard["file"])

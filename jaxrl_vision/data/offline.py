@@ -155,19 +155,29 @@ def discounted_returns(
 
 def make_sampler(
   batch_size: int, gamma: float | None = None
-) -> Callable[[Episodes, jax.Array, jax.Array], types.Transition]:
-  """`sample(episodes, index, key) -> Transition` [batch_size, ...].
+) -> Callable[..., types.Transition]:
+  """`sample(episodes, index, key, num_rows=None) -> Transition`
+  [batch_size, ...].
 
   `index` is `transition_index(episodes.length)` (on device), so sampling is
-  uniform over transitions and never crosses an episode's end. The key is the
-  data-stream position: keep it in the training state and a resumed run
-  draws the same batches. With `gamma`, each transition also carries
-  `mc_return`, the discounted return its episode actually collected from
-  o_t on (`discounted_returns`; T rewards per sampled row, no storage).
+  uniform over transitions and never crosses an episode's end. With
+  `num_rows` (an int or a traced () int32), only the first `num_rows` rows
+  of `index` are drawn: the rest is padding (a device's shard of a dataset,
+  `train.offline_data_shards`). The key is the data-stream position: keep it
+  in the training state and a resumed run draws the same batches. With
+  `gamma`, each transition also carries `mc_return`, the discounted return
+  its episode actually collected from o_t on (`discounted_returns`; T
+  rewards per sampled row, no storage).
   """
 
-  def sample(episodes: Episodes, index: jax.Array, key: jax.Array):
-    rows = jax.random.randint(key, (batch_size,), 0, index.shape[0])
+  def sample(
+    episodes: Episodes,
+    index: jax.Array,
+    key: jax.Array,
+    num_rows: int | jax.Array | None = None,
+  ):
+    num_rows = index.shape[0] if num_rows is None else num_rows
+    rows = jax.random.randint(key, (batch_size,), 0, num_rows)
     e, t = index[rows, 0], index[rows, 1]
     mc_return = None
     if gamma is not None:

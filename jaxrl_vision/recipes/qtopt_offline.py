@@ -6,6 +6,10 @@ grasping Q-function of `networks.visionary` with the architecture named in
 trained by `agents.qtopt` on the episodes in `dataset.path`, evaluated
 greedily (CEM) in fresh MJX worlds. `experiments/visionary.py` chains such
 runs into search -> derive -> retrain, and the baseline.
+
+On D > 1 devices the run is data parallel (`train.make_offline_train`):
+each device holds E / D of the episodes and draws batch_size / D of each
+batch from them; gradients and metrics are averaged over the devices.
 """
 
 from collections.abc import Callable
@@ -32,12 +36,6 @@ def make_env(config: ml_collections.ConfigDict):
 
 
 def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
-  if num_devices != 1:
-    raise v.ConfigError(
-      "distributed.num_devices",
-      num_devices,
-      "qtopt_offline trains on one device for now; set it to 1",
-    )
   v.one_of(config, "task.name", ("grasp", "stack"))
   env = env_registry.make_env(
     config.task.name,
@@ -92,23 +90,50 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
       )
   v.positive_int(config, "num_seeds")
   v.one_of(config, "train.seed_batching", ("auto",) + train.SEED_BATCHING)
-  v.positive_int(config, "train.batch_size")
+  v.multiple_of(
+    config, "train.batch_size", num_devices, f"split over {num_devices} devices"
+  )
   v.positive_int(config, "train.num_iterations")
   v.positive_int(config, "train.num_updates_per_iteration")
   v.positive_int(config, "eval.num_episodes")
   if not config.dataset.path:
     raise v.ConfigError("dataset.path", "", "name a dataset directory")
+  # Each device holds episodes / num_devices of them; a dataset not yet on
+  # disk (a pipeline collects it later) is checked when it is loaded.
+  try:
+    manifest = episode_store.read_manifest(config.dataset.path, missing_ok=True)
+  except episode_store.DatasetError as e:
+    raise v.ConfigError("dataset.path", config.dataset.path, str(e)) from e
+  if manifest is not None and manifest["episodes"] % num_devices:
+    raise v.ConfigError(
+      "dataset.path",
+      config.dataset.path,
+      f"holds {manifest['episodes']} episodes, which do not split evenly "
+      f"over {num_devices} devices (distributed.num_devices)",
+    )
+
+
+def device_data(
+  episodes: offline.Episodes, num_devices: int
+) -> train.OfflineData:
+  """The dataset laid out as `make_train` on `num_devices` devices takes
+  it: on the default device for one, else one slice of episodes per
+  device (`train.offline_data_shards`, host arrays that
+  `data_parallel.place_data` places)."""
+  if num_devices == 1:
+    return train.offline_data(episodes)
+  return train.offline_data_shards(episodes, num_devices)
 
 
 def load_data(
-  config: ml_collections.ConfigDict, env
+  config: ml_collections.ConfigDict, env, num_devices: int = 1
 ) -> tuple[train.OfflineData, str]:
-  """(the episodes in `dataset.path` on device, their fingerprint), verified
-  against their manifest."""
+  """(the episodes in `dataset.path` laid out for `num_devices` devices
+  (`device_data`), their fingerprint), verified against their manifest."""
   episodes, manifest = episode_store.read(
     config.dataset.path, offline.episodes_structure(env)
   )
-  return train.offline_data(episodes), episode_store.fingerprint(manifest)
+  return device_data(episodes, num_devices), episode_store.fingerprint(manifest)
 
 
 def _optimizer(name: str, learning_rate: float, momentum: float):
@@ -135,7 +160,11 @@ def make_optimizer(
   )
 
 
-def make_agent(config: ml_collections.ConfigDict, q_function):
+def make_agent(
+  config: ml_collections.ConfigDict, q_function, axis_name: str | None = None
+):
+  """QT-Opt as configured; with `axis_name` it averages gradients and
+  metrics over that mapped axis (data parallel)."""
   a = config.agent
   optimizer = make_optimizer(config)
   return qtopt.make_qtopt(
@@ -156,6 +185,7 @@ def make_agent(config: ml_collections.ConfigDict, q_function):
     conservative_weight=a.conservative_weight,
     conservative_samples=a.conservative_samples,
     image_shift=a.image_shift,
+    axis_name=axis_name,
   )
 
 
@@ -175,13 +205,19 @@ def make_train(
   *,
   data: tuple[train.OfflineData, str] | None = None,
 ) -> train.Trainer:
-  """The trainer of one run; `data` = (dataset on device, fingerprint)
-  already loaded (by a pipeline that trains several runs on it), else
-  `dataset.path` is read."""
-  del axis_name, num_devices  # one device (see validate)
+  """The trainer of one run; `data` = (dataset, fingerprint) already
+  loaded and laid out for `num_devices` (`device_data`; by a pipeline that
+  trains several runs on it), else `dataset.path` is read.
+
+  With `axis_name` the trainer is data parallel over `num_devices` devices
+  (`train.make_offline_train`): map it with
+  `data_parallel.data_parallel_trainer`.
+  """
   env = make_env(config)
-  agent = make_agent(config, make_q_function(config, env))
-  dataset, fingerprint = load_data(config, env) if data is None else data
+  agent = make_agent(config, make_q_function(config, env), axis_name)
+  if data is None:
+    data = load_data(config, env, num_devices)
+  dataset, fingerprint = data
   return train.make_offline_train(
     env,
     env.init_model(),
@@ -194,6 +230,8 @@ def make_train(
     # Monte-Carlo returns in the batches, only for the agent that uses them.
     gamma=None if config.agent.target == "bellman" else config.agent.gamma,
     data_fingerprint=fingerprint,
+    axis_name=axis_name,
+    num_devices=num_devices,
   )
 
 

@@ -7,8 +7,10 @@ module; the tests assert on what the workers report. This process runs no
 jax computation of its own.
 
 Each property has a broken control run beside it (no `pmean`, no per-device
-`fold_in`) that must fail the same check, so a check that passes vacuously
-shows up as a failure.
+`fold_in`, an evaluation mean that counts padding) that must fail the same
+check, so a check that passes vacuously shows up as a failure. The
+`offline` worker checks qtopt_offline: its update, its trainer with vmapped
+seeds on a sharded dataset, and the split evaluation.
 """
 
 import math
@@ -38,7 +40,10 @@ def setUpModule():
   _out_dir = tempfile.mkdtemp(prefix="data_parallel_test_")
   _outputs.update(
     worker_lib.run_workers(
-      {mode: [_WORKER, mode, _out_dir] for mode in ("updates", "trainer")},
+      {
+        mode: [_WORKER, mode, _out_dir]
+        for mode in ("updates", "trainer", "offline")
+      },
       worker_lib.worker_env(NUM_DEVICES),
       _out_dir,
       fail_fast=False,
@@ -203,6 +208,73 @@ class DataParallelTrainerTest(chex.TestCase):
     for metrics in self.result["data_parallel"]["metrics"]:
       self.assertEqual(metrics["episode/count"], NUM_DEVICES * 4 * 2)
       self.assertEqual(metrics["learner/count"], 4)
+
+
+class OfflineDataParallelTest(chex.TestCase):
+  """qtopt_offline over 8 devices: its update, trainer and evaluation."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.result = _result("offline")
+    with np.load(f"{_out_dir}/offline.npz") as npz:
+      cls.arrays = dict(npz)
+
+  @parameterized.parameters(range(NUM_UPDATES))
+  def test_qtopt_update_matches_single_device(self, step):
+    # The recipe's agent (grasping_tiny, 32 px, Monte-Carlo targets; no CQL,
+    # whose uniform actions each device draws from the same agent key) on
+    # 8 slices of a global batch of 16 vs one device on all of it.
+    prefix = f"single|{step}|"
+    names = [k[len(prefix) :] for k in self.arrays if k.startswith(prefix)]
+    for part in (".params", ".polyak_params", ".opt_state", ".key"):
+      self.assertTrue(any(n.startswith("[0]" + part) for n in names), part)
+    for metric in ("loss", "q_mean", "grad_norm"):
+      self.assertIn(f"[1]['{metric}']", names)
+    for name in names:
+      np.testing.assert_allclose(
+        self.arrays[f"sharded|{step}|{name}"],
+        self.arrays[prefix + name],
+        rtol=RTOL,
+        atol=ATOL,
+        err_msg=f"update {step}: {name}",
+      )
+    self.assertTrue(self.result["replicated"])
+
+  def test_qtopt_without_pmean_does_not_match(self):
+    bad = _mismatches(self.arrays, "no_pmean", NUM_UPDATES - 1)
+    for part in (".params", ".polyak_params", ".opt_state"):
+      self.assertTrue(any(b.startswith("[0]" + part) for b in bad), bad)
+    self.assertIn("[1]['grad_norm']", bad)
+    self.assertEmpty(_mismatches(self.arrays, "sharded", NUM_UPDATES - 1))
+
+  def test_trainer_run(self):
+    # The recipe's trainer, 2 seeds vmapped inside each device's program,
+    # one host chunk of 2 iterations x 2 updates.
+    run = self.result["trainer"]
+    self.assertTrue(run["same_agent_structure"])
+    self.assertTrue(run["params_moved"])
+    self.assertTrue(run["agent_replicated"])
+    self.assertEqual(run["iteration"], [2, 2])
+    self.assertEqual(run["metrics"]["first_nonfinite"], -1)
+    for name, values in run["metrics"].items():
+      self.assertTrue(all(map(math.isfinite, np.ravel(values))), name)
+    self.assertEqual(run["metrics"]["learner/count"], [4.0, 4.0])
+    # Each device holds 2 of the 16 episodes and draws with its own key.
+    self.assertEqual(run["data_shards"], [NUM_DEVICES])
+    self.assertEqual(run["episodes_per_device"], [2])
+    self.assertEqual(run["num_distinct_keys"], NUM_DEVICES)
+
+  def test_split_evaluation_equals_one_device(self):
+    # 5 Catch worlds dealt over 8 devices (3 run padding copies): the same
+    # worlds and means as one device running all 5.
+    catch = self.result["catch"]
+    self.assertEqual(catch["split_eval"], catch["one_device_eval"])
+    self.assertEqual(catch["metrics"]["first_nonfinite"], -1)
+    # Control: counting the padding copies would give another mean.
+    self.assertNotEqual(
+      catch["unmasked_return"], catch["one_device_eval"]["eval/return"]
+    )
 
 
 if __name__ == "__main__":

@@ -1,18 +1,21 @@
 """Runs the 8-device data-parallel checks; started by data_parallel_test.py.
 
   XLA_FLAGS=--xla_force_host_platform_device_count=8 \
-      python -m tests.distributed.eight_device_worker {updates,trainer} OUT_DIR
+      python -m tests.distributed.eight_device_worker \
+      {updates,trainer,offline} OUT_DIR
 
 XLA_FLAGS must be set before jax starts its backend, which a pytest process
 that already imported jax cannot do, hence a process of its own. Prints one
-`RESULT {json}` line; `updates` also writes OUT_DIR/updates.npz, the states
-and metrics to compare.
+`RESULT {json}` line; `updates` and `offline` also write
+OUT_DIR/<mode>.npz, the states and metrics to compare.
 """
 
 import os
 import sys
+from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
@@ -22,6 +25,9 @@ from jaxrl_vision.data.replay import uniform
 from jaxrl_vision.distributed import data_parallel
 from jaxrl_vision.distributed import mesh as mesh_lib
 from jaxrl_vision.envs import registry
+from jaxrl_vision.recipes import qtopt_offline
+from tests.distributed import offline_lib
+from tests.distributed import qtopt_lib
 from tests.distributed import worker_lib
 
 NUM_DEVICES = 8
@@ -166,9 +172,156 @@ def run_trainer(out_dir: str) -> dict:
   return result
 
 
+def run_offline(out_dir: str) -> dict:
+  """qtopt_offline on 8 devices: a short data-parallel run of its trainer
+  with 2 vmapped seeds; its update vs one device on the same global
+  batches (and a no-pmean control); the split evaluation."""
+  mesh = mesh_lib.make_mesh(NUM_DEVICES)
+  result, initial = _offline_trainer_run(mesh)
+  # The trainer's first agent (seed 0) starts the update comparison: an
+  # init compiles slowly (~6 s), one is enough.
+  state = jax.tree.map(lambda x: _host_copy(x[0]), initial)
+  c = qtopt_lib.config(**{"agent.conservative_weight": 0.0})
+  batches = qtopt_lib.global_batches(c, NUM_UPDATES)
+  single = qtopt_lib.agent(c, None)
+  updates = {
+    "single": jax.jit(single.update),
+    "sharded": data_parallel.data_parallel_update(
+      qtopt_lib.agent(c, AXIS).update, mesh, AXIS
+    ),
+    "no_pmean": data_parallel.data_parallel_update(single.update, mesh, AXIS),
+  }
+  replicated = NamedSharding(mesh, P())
+  split = NamedSharding(mesh, P(AXIS))
+  states = {
+    name: state if name == "single" else jax.device_put(state, replicated)
+    for name in updates
+  }
+  arrays = {}
+  for i in range(NUM_UPDATES):
+    batch = jax.tree.map(lambda x, i=i: x[i], batches)
+    for name, update in updates.items():
+      on = split if name != "single" else None
+      states[name], metrics = update(states[name], jax.device_put(batch, on))
+      local = jax.tree.map(
+        lambda x: x.addressable_shards[0].data, (states[name], metrics)
+      )
+      arrays.update(worker_lib.flatten(local, f"{name}|{i}|"))
+  np.savez(os.path.join(out_dir, "offline.npz"), **arrays)
+  result["replicated"] = all(
+    worker_lib.shards_identical(x) for x in jax.tree.leaves(states["sharded"])
+  )
+  result.update(_offline_evaluation(mesh))
+  return result
+
+
+def _host_copy(x: jax.Array) -> jax.Array:
+  """`x` rebuilt from host data: an uncommitted single-device array."""
+  if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+    return jax.random.wrap_key_data(worker_lib.to_numpy(x))
+  return jnp.asarray(worker_lib.to_numpy(x))
+
+
+def _offline_trainer_run(mesh) -> tuple[dict, Any]:
+  """The recipe's trainer as `experiments.loop` builds it on 8 devices;
+  (what it reports, its initial agent states [2 seeds, ...])."""
+  c = qtopt_lib.config()
+  episodes = qtopt_lib.episodes()
+  sharded = qtopt_offline.make_recipe(
+    (qtopt_offline.device_data(episodes, NUM_DEVICES), "synthetic")
+  ).make_train(c, AXIS, NUM_DEVICES)
+  sharded = data_parallel.data_parallel_trainer(
+    train.vmap_seeds(sharded, 2), mesh, AXIS
+  )
+  one = qtopt_offline.make_recipe(
+    (qtopt_offline.device_data(episodes, 1), "synthetic")
+  ).make_train(c)
+  one = train.vmap_seeds(one, 2)
+  key = jax.random.key(0)
+  initial = jax.jit(sharded.init)(key)
+  step = jax.jit(sharded.step).lower(initial, sharded.data).compile()
+  state, metrics = train.make_host_chunk(step, CHUNK_LENGTH)(
+    initial, sharded.data
+  )
+  # No evaluation: the grasp env's compile alone takes ~50 s here; the
+  # split evaluation is checked exactly on Catch (_offline_evaluation).
+
+  def structure(tree):
+    return [
+      (jax.tree_util.keystr(p), x.shape, str(x.dtype))
+      for p, x in jax.tree_util.tree_leaves_with_path(tree)
+    ]
+
+  one_agent = jax.eval_shape(one.init, key).agent
+  data_leaves = jax.tree.leaves(sharded.data)
+  return {
+    "trainer": {
+      "metrics": {k: np.asarray(v).tolist() for k, v in metrics.items()},
+      "same_agent_structure": structure(state.agent) == structure(one_agent),
+      "agent_replicated": all(
+        worker_lib.shards_identical(x) for x in jax.tree.leaves(state.agent)
+      ),
+      "params_moved": any(
+        not np.array_equal(worker_lib.to_numpy(a), worker_lib.to_numpy(b))
+        for a, b in zip(
+          jax.tree.leaves(state.agent.params),
+          jax.tree.leaves(initial.agent.params),
+          strict=True,
+        )
+      ),
+      "num_distinct_keys": len(set(_per_device_rows(state.key))),
+      "data_shards": sorted({len(x.addressable_shards) for x in data_leaves}),
+      # Episodes per device: the image leaf's shard is [1, E / D, ...].
+      "episodes_per_device": sorted(
+        {
+          s.data.shape[1]
+          for s in sharded.data.episodes.obs["image"].addressable_shards
+        }
+      ),
+      "iteration": np.asarray(state.iteration).tolist(),
+    }
+  }, initial.agent
+
+
+def _offline_evaluation(mesh) -> dict:
+  """The offline trainer's split evaluation (5 worlds over 8 devices) vs
+  one device's, for a greedy DQN on Catch (no randomness in acting)."""
+  state, history, split_eval = offline_lib.run_catch(mesh, AXIS, num_chunks=1)
+  agent_state = jax.device_get(offline_lib.local(state.agent))
+  one = offline_lib.catch_trainer(None)
+  key = jax.random.key(1)
+  one_eval = jax.jit(one.evaluate)(agent_state, key)
+  # Control: the mean a device split would give if it counted its padding
+  # copies of worlds (rows 5..7 repeat worlds 0..2).
+  env = registry.make_env("catch")
+  dqn = worker_lib.make_agent(None)
+  run = train.make_run_episodes(
+    env, env.init_model(), offline_lib.CATCH_EVAL_EPISODES
+  )
+
+  def act(env_state, key):
+    return dqn.act(agent_state, env_state.obs, key, deterministic=True)[0]
+
+  returns = np.asarray(jax.jit(lambda k: run(act, k).returns)(key))
+  padded = returns[np.arange(NUM_DEVICES) % len(returns)]
+  return {
+    "catch": {
+      "split_eval": {k: float(v) for k, v in split_eval.items()},
+      "one_device_eval": {k: float(v) for k, v in one_eval.items()},
+      "returns": returns.tolist(),
+      "unmasked_return": float(padded.mean()),
+      "metrics": {k: float(v) for k, v in history[0].items()},
+    }
+  }
+
+
 def main(argv):
   mode, out_dir = argv[1:]
-  run = {"updates": run_updates, "trainer": run_trainer}[mode]
+  run = {
+    "updates": run_updates,
+    "trainer": run_trainer,
+    "offline": run_offline,
+  }[mode]
   worker_lib.emit(run(out_dir))
 
 

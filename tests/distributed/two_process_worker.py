@@ -1,11 +1,18 @@
 """One process of a 2-process CPU JAX job; started by two_process_test.py.
 
   python -m tests.distributed.two_process_worker PORT PROCESS_ID OUT_DIR
+  XLA_FLAGS=--xla_force_host_platform_device_count=2 \
+      python -m tests.distributed.two_process_worker local - OUT_DIR
 
 Joins the job through `mesh.initialize` at localhost:PORT, runs data-parallel
 DQN updates on a deterministic global batch of which this process holds its
 half, writes OUT_DIR/process_<id>.npz (final state and metrics, read from this
-process's replica) and prints one `RESULT {json}` line with checksums.
+process's replica) and prints one `RESULT {json}` line with checksums. Then
+runs the data-parallel offline trainer (`offline_lib.run_catch`: a dataset
+sharded over the two processes' devices, split evaluation) and writes
+OUT_DIR/offline_process_<id>.npz. `local` runs that offline trainer in one
+process with two devices instead, the reference, plus a control without
+gradient pmean (OUT_DIR/offline_local.npz).
 """
 
 import hashlib
@@ -19,6 +26,7 @@ from jax.sharding import PartitionSpec as P
 
 from jaxrl_vision.distributed import data_parallel
 from jaxrl_vision.distributed import mesh as mesh_lib
+from tests.distributed import offline_lib
 from tests.distributed import worker_lib
 
 NUM_PROCESSES = 2
@@ -27,7 +35,35 @@ GLOBAL_BATCH = 16
 AXIS = "data"
 
 
+def offline_arrays(mesh, agent_axis="same") -> dict[str, np.ndarray]:
+  """The offline Catch run's replicated results on this process's host:
+  agent state, chunk metrics, evaluation."""
+  state, history, evaluation = offline_lib.run_catch(mesh, AXIS, agent_axis)
+  return worker_lib.flatten(
+    offline_lib.local((state.agent, history, evaluation)), ""
+  )
+
+
+def run_local(out_dir: str) -> None:
+  """The reference: the same offline run on one process with 2 devices."""
+  mesh = mesh_lib.make_mesh(NUM_PROCESSES)
+  arrays = offline_arrays(mesh)
+  # Control: without the gradient pmean device 1 learns on its own.
+  state, _, _ = offline_lib.run_catch(mesh, AXIS, None, evaluate=False)
+  arrays.update(
+    worker_lib.flatten(
+      jax.tree.map(lambda x: x.addressable_shards[1].data, state.agent.params),
+      "no_pmean_device_1|",
+    )
+  )
+  np.savez(os.path.join(out_dir, "offline_local.npz"), **arrays)
+  worker_lib.emit({"num_local_devices": jax.local_device_count()})
+
+
 def main(argv):
+  if argv[1] == "local":
+    run_local(argv[3])
+    return
   port, process_id, out_dir = argv[1], int(argv[2]), argv[3]
   # Gloo is jax 0.10's default for cross-process CPU collectives; say so in
   # case the default moves.
@@ -72,6 +108,10 @@ def main(argv):
     digest.update(name.encode())
     digest.update(arrays[name].tobytes())
   params = worker_lib.flatten(local[0].params, "")
+  np.savez(
+    os.path.join(out_dir, f"offline_process_{process_id}.npz"),
+    **offline_arrays(mesh),
+  )
   worker_lib.emit(
     {
       "joined": joined,

@@ -149,6 +149,7 @@ def run_workers(
   *,
   fail_fast: bool,
   timeout_s: float = TIMEOUT_S,
+  envs: dict[str, dict[str, str]] | None = None,
 ) -> dict[str, WorkerOutput]:
   """Runs `python -m <args>` for every name at once, from the repo root.
 
@@ -162,6 +163,7 @@ def run_workers(
     log_dir: where <name>.stdout and <name>.stderr are written.
     fail_fast: stop all workers once one exits non-zero.
     timeout_s: deadline for all of them together.
+    envs: {name: environment} for workers that need another than `env`.
 
   Returns:
     {name: WorkerOutput}.
@@ -178,7 +180,7 @@ def run_workers(
         procs[name] = subprocess.Popen(
           [sys.executable, "-m", *args],
           cwd=REPO_ROOT,
-          env=env,
+          env=(envs or {}).get(name, env),
           stdout=out,
           stderr=err,
           stdin=subprocess.DEVNULL,

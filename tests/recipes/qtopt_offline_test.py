@@ -1,5 +1,10 @@
 """The qtopt_offline recipe: optimiser wiring and config validation."""
 
+import json
+import os
+import shutil
+import tempfile
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,6 +13,7 @@ from absl.testing import absltest
 from configs import visionary as visionary_config
 from experiments import visionary
 from jaxrl_vision import validation
+from jaxrl_vision.data import episode_store
 from jaxrl_vision.recipes import qtopt_offline
 
 
@@ -95,9 +101,21 @@ class ValidateTest(absltest.TestCase):
       with self.assertRaisesRegex(validation.ConfigError, key):
         qtopt_offline.validate(phase(**overrides), 1)
 
-  def test_one_device_only(self):
-    with self.assertRaisesRegex(validation.ConfigError, "one device"):
-      qtopt_offline.validate(phase(), 2)
+  def test_batch_and_dataset_split_over_devices(self):
+    qtopt_offline.validate(phase(), 8)  # smoke: batch 8
+    with self.assertRaisesRegex(validation.ConfigError, "train.batch_size"):
+      qtopt_offline.validate(phase(), 3)
+    # A dataset on disk must split into equal slices of episodes.
+    directory = tempfile.mkdtemp()
+    self.addCleanup(shutil.rmtree, directory)
+    with open(os.path.join(directory, episode_store.MANIFEST), "w") as f:
+      json.dump({"format": episode_store.FORMAT, "episodes": 12}, f)
+    config = phase(**{"dataset.path": directory})
+    qtopt_offline.validate(config, 4)
+    with self.assertRaisesRegex(
+      validation.ConfigError, "dataset.path.*12 episodes.*8 devices"
+    ):
+      qtopt_offline.validate(config, 8)
 
 
 if __name__ == "__main__":
