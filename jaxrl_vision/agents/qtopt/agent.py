@@ -341,13 +341,24 @@ def make_qtopt(
       "image": augment.random_shift(key, obs["image"], image_shift),
     }
 
+  def local(key):
+    """A key for this device's examples: the agent's key is replicated, so
+    without this every device would draw the same CQL actions, target-CEM
+    samples and image shifts for its i-th example."""
+    if axis_name is None:
+      return key
+    return jax.random.fold_in(key, jax.lax.axis_index(axis_name))
+
   def update(state: QtOptState, batch: types.Transition):
     key, cem_key = jax.random.split(state.key)
+    cem_key = local(cem_key)
     loss_key = None
     if conservative_weight > 0:  # the default key stream stays as it was
       key, loss_key = jax.random.split(key)
+      loss_key = local(loss_key)
     if image_shift > 0:
       key, key_tm1, key_t = jax.random.split(key, 3)
+      key_tm1, key_t = local(key_tm1), local(key_t)
       batch = batch._replace(
         obs_tm1=shift_images(key_tm1, batch.obs_tm1),
         obs_t=shift_images(key_t, batch.obs_t),

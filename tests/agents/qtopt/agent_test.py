@@ -628,6 +628,28 @@ class QtOptUpdateTest(chex.TestCase):
       )
     )
 
+  def test_devices_draw_their_own_conservative_actions(self):
+    # Two "devices" (vmap with an axis name) on the same batch: with keys
+    # folded by device, the pmean'd CQL term averages two draws and differs
+    # from one device's draw; with the replicated key it would equal it.
+    q_function = make_mlp_q_function()
+    kwargs = dict(conservative_weight=1.0, conservative_samples=2)
+    one = make_agent(q_function, **kwargs)
+    two = make_agent(q_function, axis_name="d", **kwargs)
+    example = (random_obs(0, 1), np.zeros((1, 7), np.float32))
+    state = one.init(jax.random.key(0), *example)
+    batch = random_batch(1, 4)
+    _, single = jax.jit(one.update)(state, batch)
+    stack = lambda x: jnp.stack([x, x])  # noqa: E731
+    _, mapped = jax.jit(jax.vmap(two.update, in_axes=(None, 0), axis_name="d"))(
+      state, jax.tree.map(stack, batch)
+    )
+    np.testing.assert_array_equal(mapped["q_mean"][0], mapped["q_mean"][1])
+    self.assertGreater(
+      abs(float(mapped["conservative"][0]) - float(single["conservative"])),
+      1e-4,
+    )
+
   def test_polyak_and_lagged_copies(self):
     # polyak' = 0.5 polyak + 0.5 params'; lagged' = params' when the new
     # step is a multiple of lag_every = 2, else lagged.
