@@ -238,7 +238,10 @@ def make_off_policy_train(
     )
     return new_state, metrics
 
-  evaluate = make_evaluate(env, model, agent, num_eval_episodes)
+  # With axis_name each device runs its share of the worlds (not all).
+  evaluate = make_evaluate(
+    env, model, agent, num_eval_episodes, axis_name=axis_name
+  )
 
   return Trainer(
     init=init,

@@ -103,8 +103,8 @@ def data_parallel_trainer(
   its `step` composes with `train.make_chunk`. Its `data` (when set) is
   placed with `place_data`, one slice per device, and each device's `step`
   sees its own slice. `evaluate(agent_state, key)` runs on every device
-  and returns replicated metrics: a trainer built with `axis_name` splits
-  its episodes over the devices, any other repeats them on each.
+  and returns replicated metrics; the trainer, built with `axis_name`,
+  splits its episodes over the devices (`train.make_evaluate`).
   """
   per_device = train_lib.PER_DEVICE
   specs = _specs(per_device, axis_name)

@@ -37,6 +37,37 @@ CHUNK_LENGTH = 2
 AXIS = "data"
 
 
+def compare_updates(mesh, update, axis_update, state, batches):
+  """(final states, flattened states and metrics) of NUM_UPDATES updates
+  on `batches` [NUM_UPDATES, global batch, ...] run three ways, keyed
+  "<run>|<update>|<leaf>": "single" (one device, the whole batch),
+  "sharded" (`axis_update`, which pmeans, on slices) and "no_pmean"
+  (`update` on slices: each device steps on its own; must not match)."""
+  updates = {
+    "single": jax.jit(update),
+    "sharded": data_parallel.data_parallel_update(axis_update, mesh, AXIS),
+    "no_pmean": data_parallel.data_parallel_update(update, mesh, AXIS),
+  }
+  replicated = NamedSharding(mesh, P())
+  split = NamedSharding(mesh, P(AXIS))
+  states = {
+    name: state if name == "single" else jax.device_put(state, replicated)
+    for name in updates
+  }
+  arrays = {}
+  for i in range(NUM_UPDATES):
+    batch = jax.tree.map(lambda x, i=i: x[i], batches)
+    for name, step in updates.items():
+      on = split if name != "single" else None
+      states[name], metrics = step(states[name], jax.device_put(batch, on))
+      # Shard 0 of a replicated output: what a host reading it would see.
+      local = jax.tree.map(
+        lambda x: x.addressable_shards[0].data, (states[name], metrics)
+      )
+      arrays.update(worker_lib.flatten(local, f"{name}|{i}|"))
+  return states, arrays
+
+
 def run_updates(out_dir: str) -> dict:
   """Sharded vs single-device DQN updates on the same global batches."""
   mesh = mesh_lib.make_mesh(NUM_DEVICES)
@@ -44,32 +75,14 @@ def run_updates(out_dir: str) -> dict:
   single = worker_lib.make_agent(axis_name=None)
   state = single.init(jax.random.key(0), batches.obs_tm1[0, :1])
 
-  updates = {
-    "single": jax.jit(single.update),
-    "sharded": data_parallel.data_parallel_update(
-      worker_lib.make_agent(axis_name=AXIS).update, mesh, AXIS
-    ),
-    # No pmean: each device steps on its own slice. Must not match.
-    "no_pmean": data_parallel.data_parallel_update(single.update, mesh, AXIS),
-  }
-  replicated = NamedSharding(mesh, P())
-  split = NamedSharding(mesh, P(AXIS))
-  states = {
-    "single": state,
-    "sharded": jax.device_put(state, replicated),
-    "no_pmean": jax.device_put(state, replicated),
-  }
-  arrays, replicated_leaves = {}, {}
-  for i in range(NUM_UPDATES):
-    batch = jax.tree.map(lambda x, i=i: x[i], batches)
-    for name, update in updates.items():
-      on = split if name != "single" else None
-      states[name], metrics = update(states[name], jax.device_put(batch, on))
-      # Shard 0 of a replicated output: what a host reading it would see.
-      local = jax.tree.map(
-        lambda x: x.addressable_shards[0].data, (states[name], metrics)
-      )
-      arrays.update(worker_lib.flatten(local, f"{name}|{i}|"))
+  states, arrays = compare_updates(
+    mesh,
+    single.update,
+    worker_lib.make_agent(axis_name=AXIS).update,
+    state,
+    batches,
+  )
+  replicated_leaves = {}
   for name in ("sharded", "no_pmean"):
     replicated_leaves[name] = {
       jax.tree_util.keystr(path): worker_lib.shards_identical(leaf)
@@ -183,30 +196,13 @@ def run_offline(out_dir: str) -> dict:
   state = jax.tree.map(lambda x: _host_copy(x[0]), initial)
   c = qtopt_lib.config(**{"agent.conservative_weight": 0.0})
   batches = qtopt_lib.global_batches(c, NUM_UPDATES)
-  single = qtopt_lib.agent(c, None)
-  updates = {
-    "single": jax.jit(single.update),
-    "sharded": data_parallel.data_parallel_update(
-      qtopt_lib.agent(c, AXIS).update, mesh, AXIS
-    ),
-    "no_pmean": data_parallel.data_parallel_update(single.update, mesh, AXIS),
-  }
-  replicated = NamedSharding(mesh, P())
-  split = NamedSharding(mesh, P(AXIS))
-  states = {
-    name: state if name == "single" else jax.device_put(state, replicated)
-    for name in updates
-  }
-  arrays = {}
-  for i in range(NUM_UPDATES):
-    batch = jax.tree.map(lambda x, i=i: x[i], batches)
-    for name, update in updates.items():
-      on = split if name != "single" else None
-      states[name], metrics = update(states[name], jax.device_put(batch, on))
-      local = jax.tree.map(
-        lambda x: x.addressable_shards[0].data, (states[name], metrics)
-      )
-      arrays.update(worker_lib.flatten(local, f"{name}|{i}|"))
+  states, arrays = compare_updates(
+    mesh,
+    qtopt_lib.agent(c, None).update,
+    qtopt_lib.agent(c, AXIS).update,
+    state,
+    batches,
+  )
   np.savez(os.path.join(out_dir, "offline.npz"), **arrays)
   result["replicated"] = all(
     worker_lib.shards_identical(x) for x in jax.tree.leaves(states["sharded"])
