@@ -97,7 +97,12 @@ def phase_config(
   c.network = dict(config.network.to_dict(), architecture=architecture)
   c.search = {
     k: config.search[k]
-    for k in ("arch_optimizer", "arch_learning_rate", "warmup_iterations")
+    for k in (
+      "arch_optimizer",
+      "arch_learning_rate",
+      "warmup_iterations",
+      "entropy_weight",
+    )
   }
   c.agent = config.agent.to_dict()
   c.train = config.train.to_dict()
@@ -192,8 +197,17 @@ def _completed(workdir: str, num_iterations: int) -> bool:
   )
 
 
+_START = time.time()
+
+
 def _log(message: str) -> None:
-  print(f"[visionary] {message}", file=sys.stderr, flush=True)
+  """Prints `[visionary m:ss] message`, the time since the program began."""
+  minutes, seconds = divmod(int(time.time() - _START), 60)
+  print(
+    f"[visionary {minutes}:{seconds:02d}] {message}",
+    file=sys.stderr,
+    flush=True,
+  )
 
 
 def _run_phase(name, config, workdir, recipe) -> None:

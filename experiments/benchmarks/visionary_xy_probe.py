@@ -51,6 +51,9 @@ _ARCHITECTURES = {
   "search": space.search_architecture,
 }
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 64, "Camera image side.")
+_CAMERA = flags.DEFINE_string(
+  "camera", None, "grasp camera (default: the config's task.params)."
+)
 _TRUNK = flags.DEFINE_string("trunk", "grasping_small", "visionary.TRUNKS key.")
 _ARCH = flags.DEFINE_enum(
   "architecture", "baseline", sorted(_ARCHITECTURES), "Network."
@@ -224,6 +227,8 @@ def main(argv):
     raise app.UsageError("steps, eval_every and batch_size must be >= 1")
   task_params = dict(visionary_config.get_config().task.params)
   task_params["image_size"] = _IMAGE_SIZE.value
+  if _CAMERA.value is not None:
+    task_params["camera"] = _CAMERA.value
   task = grasp.make_grasp_task(**task_params)
   key = jax.random.key(_SEED.value)
   data_key, test_key, init_key, key = jax.random.split(key, 4)

@@ -57,6 +57,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   v.one_of(config, "search.arch_optimizer", OPTIMIZERS)
   v.number_in(config, "search.arch_learning_rate", 0, 10, low_open=True)
   v.non_negative_int(config, "search.warmup_iterations")
+  v.number_in(config, "search.entropy_weight", 0, 100)
   v.number_in(config, "agent.momentum", 0, 1, high_open=True)
   v.number_in(config, "agent.gamma", 0, 1)
   v.number_in(config, "agent.polyak_decay", 0, 1)
@@ -147,8 +148,9 @@ def make_optimizer(
 ) -> optax.GradientTransformation:
   """The paper's SGD with momentum (spec B1.5), or Adam; for a network with
   architecture logits, `space.make_search_optimizer`: the logits get their
-  own optimizer and learning rate (`search.*`) and stay still for the
-  first `search.warmup_iterations`."""
+  own optimizer and learning rate (`search.*`), stay still for the first
+  `search.warmup_iterations` and descend `search.entropy_weight` x their
+  entropy."""
   a, s = config.agent, config.search
   weights = _optimizer(a.optimizer, a.learning_rate, a.momentum)
   if not space.has_arch_params(space.architecture(config.network.architecture)):
@@ -157,6 +159,7 @@ def make_optimizer(
     weights,
     _optimizer(s.arch_optimizer, s.arch_learning_rate, a.momentum),
     warmup_steps=s.warmup_iterations * config.train.num_updates_per_iteration,
+    entropy_weight=s.entropy_weight,
   )
 
 

@@ -24,6 +24,7 @@ here touches files.
 """
 
 import dataclasses
+import functools
 import json
 import math
 from collections.abc import Mapping
@@ -394,11 +395,62 @@ def architecture_agreement(a: Architecture, b: Architecture) -> dict:
   }
 
 
+def arch_entropy(name: str, logits: jax.Array) -> jax.Array:
+  """() entropy of one module's architecture weights, in [0, 1].
+
+  Merge logits w: the softmax's entropy over the ops, divided by log(#ops).
+  Gate logits h: the mean Bernoulli entropy of sigmoid(h), in bits. 1 is
+  undecided (uniform merge, gates at 0.5), 0 a one-hot merge and gates at 0
+  or 1.
+  """
+  if name == "merge_logits":
+    log_p = jax.nn.log_softmax(logits)
+    return -jnp.sum(jnp.exp(log_p) * log_p) / jnp.log(logits.shape[-1])
+  if name == "peer_logits":
+    p, log_p, log_q = (
+      jax.nn.sigmoid(logits),
+      jax.nn.log_sigmoid(logits),
+      jax.nn.log_sigmoid(-logits),
+    )
+    return -jnp.mean(p * log_p + (1 - p) * log_q) / jnp.log(2.0)
+  raise ValueError(f"not an architecture parameter: {name!r}")
+
+
+def add_entropy_gradient(weight: float) -> optax.GradientTransformation:
+  """Adds `weight` x the gradient of every module's `arch_entropy` to the
+  updates of the architecture logits: a pull towards decided weights, as
+  Fair DARTS' zero-one loss pushes its sigmoid gates from 0.5 and SNAS/GDAS
+  sharpen their softmaxes. Placed before the logits' optimizer (like
+  `optax.add_decayed_weights`); other leaves pass through unchanged.
+
+  At the undecided start the pull is zero (uniform weights are the
+  entropy's maximum); it grows as the RL gradient moves a module off it, so
+  the loss picks the leader and the entropy makes it decided.
+  """
+  if weight < 0:
+    raise ValueError(f"entropy weight must be >= 0, got {weight}")
+
+  def update(updates, state, params=None):
+    if params is None:
+      raise ValueError("add_entropy_gradient needs params")
+
+    def add(path, u, p):
+      name = str(getattr(path[-1], "key", path[-1])) if path else ""
+      if name not in ARCH_PARAM_NAMES:
+        return u
+      return u + weight * jax.grad(functools.partial(arch_entropy, name))(p)
+
+    return jax.tree_util.tree_map_with_path(add, updates, params), state
+
+  return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
 def make_search_optimizer(
   weights: optax.GradientTransformation,
   arch: optax.GradientTransformation,
   *,
   warmup_steps: int = 0,
+  entropy_weight: float = 0.0,
 ) -> optax.GradientTransformation:
   """Weights and architecture logits, each with its own optimizer.
 
@@ -408,10 +460,14 @@ def make_search_optimizer(
   updates), so the ops are judged once their weights have learned
   something (DARTS-style warm-up; the logits' optimizer then starts
   fresh). Both step on the same gradient of the
-  RL loss (no bi-level split, as in the paper).
+  RL loss (no bi-level split, as in the paper). With `entropy_weight` > 0
+  the logits also descend `entropy_weight` x their `arch_entropy`
+  (`add_entropy_gradient`).
   """
   if warmup_steps < 0:
     raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
+  if entropy_weight:
+    arch = optax.chain(add_entropy_gradient(entropy_weight), arch)
   if warmup_steps:
     arch = _after(warmup_steps, arch)
 

@@ -119,6 +119,49 @@ class SearchOptimizerTest(absltest.TestCase):
       np.testing.assert_allclose(arch, 0.0 if step < 3 else -0.5, atol=1e-4)
       np.testing.assert_allclose(head["b2_conv1"]["kernel"], -0.1)
 
+  def test_entropy_gradient_by_hand(self):
+    opt = space.make_search_optimizer(
+      optax.sgd(0.1), optax.sgd(1.0), entropy_weight=0.5
+    )
+    params = _params()
+    w = jnp.array([1.0, 0.0, 0.0, 0.0, -1.0])
+    h = jnp.array([0.0, 2.0])
+    head = params["params"]["head"]
+    head["merge_pool2"]["merge_logits"] = w
+    head["attention_pool2"]["peer_logits"] = h
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    updates, _ = opt.update(zeros, opt.init(params), params)
+    up = updates["params"]["head"]
+    # Softmax entropy / log 5: dH/dw_i = -p_i (log p_i + H).
+    p = np.exp(w) / np.exp(w).sum()
+    entropy = -(p * np.log(p)).sum()
+    grad_w = -p * (np.log(p) + entropy) / np.log(5)
+    np.testing.assert_allclose(
+      up["merge_pool2"]["merge_logits"], -0.5 * grad_w, rtol=1e-5
+    )
+    # Mean Bernoulli entropy in bits: dH/dh = -s(1 - s) h / (2 log 2).
+    sig = 1 / (1 + np.exp(-np.asarray(h)))
+    grad_h = -sig * (1 - sig) * np.asarray(h) / (2 * np.log(2))
+    np.testing.assert_allclose(
+      up["attention_pool2"]["peer_logits"], -0.5 * grad_h, rtol=1e-5
+    )
+    # The pull moves a leaning gate and merge further their way; gates at
+    # 0.5 and the weights stay put.
+    self.assertGreater(float(up["attention_pool2"]["peer_logits"][1]), 0)
+    self.assertEqual(float(up["attention_pool2"]["peer_logits"][0]), 0)
+    self.assertGreater(float(jnp.dot(up["merge_pool2"]["merge_logits"], w)), 0)
+    np.testing.assert_array_equal(up["b2_conv1"]["kernel"], 0.0)
+
+  def test_arch_entropy_bounds(self):
+    uniform = space.arch_entropy("merge_logits", jnp.zeros(5))
+    decided = space.arch_entropy("merge_logits", jnp.array([30.0, 0, 0, 0, 0]))
+    np.testing.assert_allclose(uniform, 1.0, rtol=1e-6)
+    np.testing.assert_allclose(decided, 0.0, atol=1e-6)
+    gates = space.arch_entropy("peer_logits", jnp.array([0.0, 0.0]))
+    np.testing.assert_allclose(gates, 1.0, rtol=1e-6)
+    with self.assertRaisesRegex(ValueError, "kernel"):
+      space.arch_entropy("kernel", jnp.zeros(2))
+
   def test_negative_warmup_raises(self):
     with self.assertRaisesRegex(ValueError, "warmup"):
       space.make_search_optimizer(optax.sgd(1), optax.sgd(1), warmup_steps=-1)

@@ -52,7 +52,7 @@ class Layout(NamedTuple):
   object_qvel: np.ndarray  # [N] int qvel address of each free joint
   finger_geoms: np.ndarray  # [2] int geom ids (left, right)
   static_geoms: np.ndarray  # [S] int: the floor and the wall planes
-  camera_id: int  # the "overhead" camera the agent sees through
+  camera_id: int  # the camera the agent sees through
 
 
 class ManipPhysics(NamedTuple):
@@ -93,7 +93,9 @@ class ManipulationTask(NamedTuple):
   layout: Layout
 
 
-def make_layout(mj_model: mujoco.MjModel, num_objects: int) -> Layout:
+def make_layout(
+  mj_model: mujoco.MjModel, num_objects: int, camera: str = CAMERA
+) -> Layout:
   """Reads object and gripper ids from a model built by `scene.scene_xml`."""
 
   def geom(name):
@@ -128,7 +130,7 @@ def make_layout(mj_model: mujoco.MjModel, num_objects: int) -> Layout:
     object_qvel=mj_model.jnt_dofadr[joints],
     finger_geoms=np.array([geom("finger_left"), geom("finger_right")]),
     static_geoms=static_ids,
-    camera_id=mujoco.mj_name2id(mj_model, mujoco.mjtObj.mjOBJ_CAMERA, CAMERA),
+    camera_id=mujoco.mj_name2id(mj_model, mujoco.mjtObj.mjOBJ_CAMERA, camera),
   )
 
 

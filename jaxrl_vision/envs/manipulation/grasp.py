@@ -6,7 +6,7 @@ cell of a square grid spanning +-`object_extent`, jittered by
 +-`object_jitter`. A Cartesian parallel-jaw gripper starts open 10 cm above
 the tray floor at a random x-y in +-4 cm.
 
-  observation  {"image": [H, W, 3] uint8 from the "overhead" camera,
+  observation  {"image": [H, W, 3] uint8 from the `camera`,
                 "gripper_closed": () float32, "height": () float32}
   action       [7] float32: T (+-3 cm per axis), (sin, cos) of a yaw step
                (+-0.25 rad), (open, close) scores; see `common`.
@@ -116,6 +116,7 @@ def make_grasp_task(
   randomize_lighting: bool = False,
   randomize_camera: bool = False,
   terminate_on_close: bool = False,
+  camera: str = "overhead",
 ) -> common.ManipulationTask:
   """Builds the grasp task, its expert and its model randomiser.
 
@@ -148,6 +149,11 @@ def make_grasp_task(
       completed earlier is then rewarded earlier, so under discounting and
       the step penalty the return tells a direct approach from a slow one;
       with the fixed horizon every success pays at the same step.
+    camera: the scene camera the agent sees through: "overhead", fixed
+      over the shoulder (QT-Opt's and Visionary's view), or "wrist", 4.5 cm
+      above the fingertips looking down, moving with the gripper in x-y-z
+      but not turning with its yaw (MuJoCo's "track" mode): the bin seen
+      from the gripper, the objects 3-4x larger than from "overhead".
 
   Returns:
     A `common.ManipulationTask`; `.env` is the `types.Env`.
@@ -185,8 +191,8 @@ def make_grasp_task(
   mj_model = mujoco.MjModel.from_xml_string(
     scene.scene_xml(objects, walls=True)
   )
-  layout = common.make_layout(mj_model, num_objects)
-  camera = render.make_camera(mj_model, "overhead", image_size, image_size)
+  layout = common.make_layout(mj_model, num_objects, camera)
+  camera = render.make_camera(mj_model, camera, image_size, image_size)
   num_substeps = substeps_per_action
 
   def success(data: mjx.Data) -> jax.Array:

@@ -140,6 +140,8 @@ def _gripper() -> str:
       <geom name="palm" type="box" size="{_fmt(PALM_HALF)}" pos="0 0 {palm_z}"
         mass="0.3" rgba="0.25 0.25 0.3 1" {_VISUAL}/>
       <site name="grasp" pos="0 0 0.02"/>
+      <camera name="wrist" mode="track" pos="0 0 0.045" xyaxes="1 0 0 0 1 0"
+        fovy="75"/>
 {fingers}    </body>"""
 
 

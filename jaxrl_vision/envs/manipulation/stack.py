@@ -48,6 +48,7 @@ def make_stack_task(
   hue_range: tuple[float, float] = (0.0, 1.0),
   randomize_lighting: bool = False,
   randomize_camera: bool = False,
+  camera: str = "overhead",
 ) -> common.ManipulationTask:
   """Builds the stack task, its expert and its model randomiser.
 
@@ -62,6 +63,10 @@ def make_stack_task(
     hue_range: cube hues lie in this range (wrapping past 1).
     randomize_lighting: draw the light per episode instead of the default.
     randomize_camera: jitter the camera per episode (+-1 cm, +-2 degrees).
+    camera: the scene camera the agent sees through: "overhead", fixed
+      over the shoulder (QT-Opt's and Visionary's view), or "wrist", 4.5 cm
+      above the fingertips looking down, moving with the gripper in x-y-z
+      but not turning with its yaw (MuJoCo's "track" mode).
 
   Returns:
     A `common.ManipulationTask`; `.env` is the `types.Env`.
@@ -74,8 +79,8 @@ def make_stack_task(
   mj_model = mujoco.MjModel.from_xml_string(
     scene.scene_xml((scene.CUBE, scene.CUBE), walls=False)
   )
-  layout = common.make_layout(mj_model, 2)
-  camera = render.make_camera(mj_model, "overhead", image_size, image_size)
+  layout = common.make_layout(mj_model, 2, camera)
+  camera = render.make_camera(mj_model, camera, image_size, image_size)
   num_substeps = substeps_per_action
 
   def stacked(model: mjx.Model, physics: common.ManipPhysics) -> jax.Array:

@@ -9,8 +9,10 @@ import types
 import chex
 import jax
 import jax.numpy as jnp
+import mujoco
 import numpy as np
 from absl.testing import absltest
+from mujoco import mjx
 
 from jaxrl_vision.envs import render
 from jaxrl_vision.envs.manipulation import common
@@ -250,6 +252,39 @@ class GraspTest(chex.TestCase):
       grasp.make_grasp_task(object_extent=0.12)
     with self.assertRaisesRegex(ValueError, "object_jitter >= 0"):
       grasp.make_grasp_task(object_jitter=-0.01)
+
+
+class WristCameraTest(absltest.TestCase):
+  """The "wrist" camera follows the gripper in x-y-z, never its yaw."""
+
+  def test_tracks_position_not_yaw(self):
+    task = grasp.make_grasp_task(image_size=IMAGE_SIZE, camera="wrist")
+    mj_model = task.mj_model
+    cam = task.layout.camera_id
+    self.assertEqual(
+      cam, mujoco.mj_name2id(mj_model, mujoco.mjtObj.mjOBJ_CAMERA, "wrist")
+    )
+    gripper = mujoco.mj_name2id(mj_model, mujoco.mjtObj.mjOBJ_BODY, "gripper")
+    model = mjx.put_model(mj_model)
+
+    @jax.jit
+    def pose(qpos):
+      data = mjx.kinematics(model, mjx.make_data(model).replace(qpos=qpos))
+      data = mjx.camlight(model, data)
+      return data.cam_xpos[cam], data.cam_xmat[cam], data.xpos[gripper]
+
+    for x, y, z, yaw in ((0.0, 0.0, 0.1, 0.0), (0.03, -0.05, 0.02, 0.9)):
+      qpos = jnp.asarray(mj_model.qpos0).at[:4].set(jnp.array([x, y, z, yaw]))
+      xpos, xmat, body = jax.device_get(pose(qpos))
+      np.testing.assert_allclose(body[:2], (x, y), atol=1e-6)
+      np.testing.assert_allclose(xpos, body + (0.0, 0.0, 0.045), atol=1e-6)
+      # Looking straight down, image x along world x, whatever the yaw
+      # (a camera fixed to the gripper body would turn by 0.9 rad).
+      np.testing.assert_allclose(xmat.reshape(3, 3), np.eye(3), atol=1e-6)
+
+  def test_unknown_camera_raises(self):
+    with self.assertRaisesRegex(ValueError, "shoulder"):
+      grasp.make_grasp_task(camera="shoulder")
 
 
 class StraightDescentTest(absltest.TestCase):
