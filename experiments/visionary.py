@@ -201,7 +201,8 @@ _START = time.time()
 
 
 def _log(message: str) -> None:
-  """Prints `[visionary m:ss] message`, the time since the program began."""
+  """Prints `[visionary m:ss] message`: the time since this module was
+  imported, the program's start under `experiments.run`."""
   minutes, seconds = divmod(int(time.time() - _START), 60)
   print(
     f"[visionary {minutes}:{seconds:02d}] {message}",

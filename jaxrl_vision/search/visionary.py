@@ -207,10 +207,12 @@ def is_arch_param(path: tuple[Any, ...]) -> bool:
       as `DictKey` are accepted too), e.g. ("params", "head", "merge_pool2",
       "merge_logits").
   """
-  if not path:
-    return False
-  last = path[-1]
-  return str(getattr(last, "key", last)) in ARCH_PARAM_NAMES
+  return _leaf_name(path) in ARCH_PARAM_NAMES
+
+
+def _leaf_name(path: tuple[Any, ...]) -> str:
+  """The last key of a leaf's path as a string ("" for the root)."""
+  return str(getattr(path[-1], "key", path[-1])) if path else ""
 
 
 def _head_params(params: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -435,10 +437,10 @@ def add_entropy_gradient(weight: float) -> optax.GradientTransformation:
       raise ValueError("add_entropy_gradient needs params")
 
     def add(path, u, p):
-      name = str(getattr(path[-1], "key", path[-1])) if path else ""
-      if name not in ARCH_PARAM_NAMES:
+      if not is_arch_param(path):
         return u
-      return u + weight * jax.grad(functools.partial(arch_entropy, name))(p)
+      entropy = functools.partial(arch_entropy, _leaf_name(path))
+      return u + weight * jax.grad(entropy)(p)
 
     return jax.tree_util.tree_map_with_path(add, updates, params), state
 

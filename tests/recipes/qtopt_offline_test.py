@@ -94,6 +94,7 @@ class ValidateTest(absltest.TestCase):
       ({"search.arch_learning_rate": 0.0}, "search.arch_learning_rate"),
       ({"search.arch_optimizer": "lion"}, "search.arch_optimizer"),
       ({"search.warmup_iterations": -1}, "search.warmup_iterations"),
+      ({"search.entropy_weight": -0.1}, "search.entropy_weight"),
       ({"agent.cem_elites": 100}, "agent.cem_elites"),
       ({"train.seed_batching": "pmap"}, "train.seed_batching"),
     )

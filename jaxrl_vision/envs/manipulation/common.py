@@ -96,7 +96,12 @@ class ManipulationTask(NamedTuple):
 def make_layout(
   mj_model: mujoco.MjModel, num_objects: int, camera: str = CAMERA
 ) -> Layout:
-  """Reads object and gripper ids from a model built by `scene.scene_xml`."""
+  """Reads object and gripper ids from a model built by `scene.scene_xml`;
+  `camera` (a `scene.CAMERAS` name) is the one the agent sees through."""
+  if camera not in scene.CAMERAS:
+    raise ValueError(
+      f"unknown camera {camera!r}; valid cameras: {sorted(scene.CAMERAS)}"
+    )
 
   def geom(name):
     return mujoco.mj_name2id(mj_model, mujoco.mjtObj.mjOBJ_GEOM, name)

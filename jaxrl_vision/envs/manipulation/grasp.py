@@ -116,7 +116,7 @@ def make_grasp_task(
   randomize_lighting: bool = False,
   randomize_camera: bool = False,
   terminate_on_close: bool = False,
-  camera: str = "overhead",
+  camera: str = common.CAMERA,
 ) -> common.ManipulationTask:
   """Builds the grasp task, its expert and its model randomiser.
 
@@ -149,11 +149,8 @@ def make_grasp_task(
       completed earlier is then rewarded earlier, so under discounting and
       the step penalty the return tells a direct approach from a slow one;
       with the fixed horizon every success pays at the same step.
-    camera: the scene camera the agent sees through: "overhead", fixed
-      over the shoulder (QT-Opt's and Visionary's view), or "wrist", 4.5 cm
-      above the fingertips looking down, moving with the gripper in x-y-z
-      but not turning with its yaw (MuJoCo's "track" mode): the bin seen
-      from the gripper, the objects 3-4x larger than from "overhead".
+    camera: the camera the agent sees through, a `scene.CAMERAS` name:
+      "overhead" (the paper's view) or "wrist" (from above the fingers).
 
   Returns:
     A `common.ManipulationTask`; `.env` is the `types.Env`.
@@ -192,7 +189,7 @@ def make_grasp_task(
     scene.scene_xml(objects, walls=True)
   )
   layout = common.make_layout(mj_model, num_objects, camera)
-  camera = render.make_camera(mj_model, camera, image_size, image_size)
+  eye = render.make_camera(mj_model, camera, image_size, image_size)
   num_substeps = substeps_per_action
 
   def success(data: mjx.Data) -> jax.Array:
@@ -212,7 +209,7 @@ def make_grasp_task(
     return common.reset_state(
       model,
       layout,
-      camera,
+      eye,
       key,
       lambda k: common.random_colors(k, num_objects, hue_range),
       extent=object_extent,
@@ -249,7 +246,7 @@ def make_grasp_task(
     reward = jnp.where(succeeded, 1.0, 0.0) - step_penalty
     return types.EnvState(
       physics=physics,
-      obs=common.observe(camera, layout, model, physics),
+      obs=common.observe(eye, layout, model, physics),
       reward=reward.astype(jnp.float32),
       terminated=final,
       truncated=jnp.bool_(False),

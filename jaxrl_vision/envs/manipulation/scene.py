@@ -38,6 +38,17 @@ FINGER_OPEN = 0.045  # finger joint when open: inner face 4.5 cm off centre
 PALM_HALF = (0.05, 0.015, 0.01)
 WORKSPACE_LOW = (-0.12, -0.12, 0.004)  # gripper set-point limits (x, y, z)
 WORKSPACE_HIGH = (0.12, 0.12, 0.25)
+WRIST_CAMERA_HEIGHT = 0.045  # above the fingertips
+
+# The scene's cameras, what the agent may see through.
+CAMERAS = {
+  "overhead": "fixed, over the shoulder (QT-Opt's and Visionary's view)",
+  "wrist": (
+    f"{WRIST_CAMERA_HEIGHT * 100:g} cm above the fingertips, looking down; "
+    "moves with the gripper in x-y-z but not with its yaw (MuJoCo's track "
+    "mode), so image axes stay world axes"
+  ),
+}
 
 # Gains. Arm axes: moving mass ~0.46 kg (+ armature); omega ~ 60 rad/s,
 # critically damped. Fingers: stiff and force-limited, so the grip force is
@@ -140,8 +151,8 @@ def _gripper() -> str:
       <geom name="palm" type="box" size="{_fmt(PALM_HALF)}" pos="0 0 {palm_z}"
         mass="0.3" rgba="0.25 0.25 0.3 1" {_VISUAL}/>
       <site name="grasp" pos="0 0 0.02"/>
-      <camera name="wrist" mode="track" pos="0 0 0.045" xyaxes="1 0 0 0 1 0"
-        fovy="75"/>
+      <camera name="wrist" mode="track" pos="0 0 {WRIST_CAMERA_HEIGHT}"
+        xyaxes="1 0 0 0 1 0" fovy="75"/>
 {fingers}    </body>"""
 
 

@@ -48,7 +48,7 @@ def make_stack_task(
   hue_range: tuple[float, float] = (0.0, 1.0),
   randomize_lighting: bool = False,
   randomize_camera: bool = False,
-  camera: str = "overhead",
+  camera: str = common.CAMERA,
 ) -> common.ManipulationTask:
   """Builds the stack task, its expert and its model randomiser.
 
@@ -63,10 +63,8 @@ def make_stack_task(
     hue_range: cube hues lie in this range (wrapping past 1).
     randomize_lighting: draw the light per episode instead of the default.
     randomize_camera: jitter the camera per episode (+-1 cm, +-2 degrees).
-    camera: the scene camera the agent sees through: "overhead", fixed
-      over the shoulder (QT-Opt's and Visionary's view), or "wrist", 4.5 cm
-      above the fingertips looking down, moving with the gripper in x-y-z
-      but not turning with its yaw (MuJoCo's "track" mode).
+    camera: the camera the agent sees through, a `scene.CAMERAS` name:
+      "overhead" (the paper's view) or "wrist" (from above the fingers).
 
   Returns:
     A `common.ManipulationTask`; `.env` is the `types.Env`.
@@ -80,7 +78,7 @@ def make_stack_task(
     scene.scene_xml((scene.CUBE, scene.CUBE), walls=False)
   )
   layout = common.make_layout(mj_model, 2, camera)
-  camera = render.make_camera(mj_model, camera, image_size, image_size)
+  eye = render.make_camera(mj_model, camera, image_size, image_size)
   num_substeps = substeps_per_action
 
   def stacked(model: mjx.Model, physics: common.ManipPhysics) -> jax.Array:
@@ -117,7 +115,7 @@ def make_stack_task(
     return common.reset_state(
       model,
       layout,
-      camera,
+      eye,
       key,
       cube_colors,
       extent=0.06,
@@ -144,7 +142,7 @@ def make_stack_task(
     reward = jnp.where(succeeded, 1.0, 0.0) - step_penalty
     return types.EnvState(
       physics=physics,
-      obs=common.observe(camera, layout, model, physics),
+      obs=common.observe(eye, layout, model, physics),
       reward=reward.astype(jnp.float32),
       terminated=succeeded,
       truncated=(physics.t >= episode_length) & ~succeeded,

@@ -277,13 +277,14 @@ class WristCameraTest(absltest.TestCase):
       qpos = jnp.asarray(mj_model.qpos0).at[:4].set(jnp.array([x, y, z, yaw]))
       xpos, xmat, body = jax.device_get(pose(qpos))
       np.testing.assert_allclose(body[:2], (x, y), atol=1e-6)
-      np.testing.assert_allclose(xpos, body + (0.0, 0.0, 0.045), atol=1e-6)
+      offset = (0.0, 0.0, scene.WRIST_CAMERA_HEIGHT)
+      np.testing.assert_allclose(xpos, body + offset, atol=1e-6)
       # Looking straight down, image x along world x, whatever the yaw
       # (a camera fixed to the gripper body would turn by 0.9 rad).
       np.testing.assert_allclose(xmat.reshape(3, 3), np.eye(3), atol=1e-6)
 
   def test_unknown_camera_raises(self):
-    with self.assertRaisesRegex(ValueError, "shoulder"):
+    with self.assertRaisesRegex(ValueError, "unknown camera 'shoulder'"):
       grasp.make_grasp_task(camera="shoulder")
 
 
