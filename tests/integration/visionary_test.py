@@ -73,6 +73,16 @@ class VisionarySmokeTest(absltest.TestCase):
     self.assertEqual(sum(p["episodes"] for p in composition.values()), 16)
     for name in ("expert", "straight_descent", "random"):
       self.assertBetween(summary["references"][name], 0.0, 1.0)
+    # The references run in one program (a switch over the policy index):
+    # each name must still get its own policy's score.
+    self.assertGreaterEqual(summary["references"]["expert"], 0.75)
+    self.assertLessEqual(summary["references"]["random"], 0.25)
+    # The search is evaluated once, at its end.
+    records = [
+      json.loads(line) for line in open(self.path("search", "metrics.jsonl"))
+    ]
+    evals = [r["step"] for r in records if "eval/success/seeds" in r]
+    self.assertEqual(evals, [20])
     arch = json.load(open(self.path("architecture.json")))
     self.assertLen(arch["seeds"], 2)
     self.assertIn("merge_ops_agree", arch["agreement"])
