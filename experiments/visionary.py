@@ -87,8 +87,10 @@ def phase_config(
   num_seeds: int,
   num_iterations: int,
   dataset_path: str,
+  eval_every: int | None = None,
 ) -> ml_collections.ConfigDict:
-  """The `qtopt_offline` run config of one phase (a group of seeds)."""
+  """The `qtopt_offline` run config of one phase (a group of seeds),
+  evaluated every `eval_every` iterations (default `config.eval.every`)."""
   c = ml_collections.ConfigDict()
   c.experiment = "qtopt_offline"
   c.seed = seed
@@ -109,6 +111,8 @@ def phase_config(
   c.train = config.train.to_dict()
   c.train.num_iterations = num_iterations
   c.eval = config.eval.to_dict()
+  if eval_every is not None:
+    c.eval.every = eval_every
   c.checkpoint = config.checkpoint.to_dict()
   c.distributed = config.distributed.to_dict()
   c.run = config.run.to_dict()
@@ -421,7 +425,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   del episodes
   recipe = qtopt_offline.make_recipe(data)
 
-  def phase(architecture, seed, num_seeds, num_iterations):
+  def phase(architecture, seed, num_seeds, num_iterations, eval_every=None):
     return phase_config(
       config,
       architecture=architecture,
@@ -429,6 +433,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       num_seeds=num_seeds,
       num_iterations=num_iterations,
       dataset_path=os.path.abspath(dataset_dir),
+      eval_every=eval_every,
     )
 
   # 1. Search: architecture and weights trained jointly by the RL loss.
@@ -438,9 +443,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     config.seed,
     config.search.num_seeds,
     config.search.num_iterations,
+    # Its score is only reported beside the groups': one evaluation, at
+    # the end.
+    eval_every=config.search.num_iterations,
   )
-  # Its score is only reported beside the groups': one evaluation, at the end.
-  search_config.eval.every = config.search.num_iterations
   search_dir = os.path.join(workdir, "search")
   _run_phase("search", search_config, search_dir, recipe)
 
