@@ -103,6 +103,7 @@ def phase_config(
     for k in (
       "arch_optimizer",
       "arch_learning_rate",
+      "arch_momentum",
       "warmup_iterations",
       "entropy_weight",
     )

@@ -56,6 +56,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   v.number_in(config, "agent.learning_rate", 0, 1, low_open=True)
   v.one_of(config, "search.arch_optimizer", OPTIMIZERS)
   v.number_in(config, "search.arch_learning_rate", 0, 10, low_open=True)
+  v.number_in(config, "search.arch_momentum", 0, 1, high_open=True)
   v.non_negative_int(config, "search.warmup_iterations")
   v.number_in(config, "search.entropy_weight", 0, 100)
   v.number_in(config, "agent.momentum", 0, 1, high_open=True)
@@ -137,10 +138,11 @@ def load_data(
   return device_data(episodes, num_devices), episode_store.fingerprint(manifest)
 
 
-def _optimizer(name: str, learning_rate: float, momentum: float):
+def _optimizer(name: str, learning_rate: float, momentum: float | None = None):
+  """SGD with `momentum`, or Adam with `momentum` as its b1 (None: 0.9)."""
   if name == "sgd":
     return optax.sgd(learning_rate, momentum=momentum)
-  return optax.adam(learning_rate)
+  return optax.adam(learning_rate, b1=0.9 if momentum is None else momentum)
 
 
 def make_optimizer(
@@ -148,16 +150,18 @@ def make_optimizer(
 ) -> optax.GradientTransformation:
   """The paper's SGD with momentum (spec B1.5), or Adam; for a network with
   architecture logits, `space.make_search_optimizer`: the logits get their
-  own optimizer and learning rate (`search.*`), stay still for the first
+  own optimizer, learning rate and momentum (`search.*`), stay still for the first
   `search.warmup_iterations` and descend `search.entropy_weight` x their
   entropy."""
   a, s = config.agent, config.search
-  weights = _optimizer(a.optimizer, a.learning_rate, a.momentum)
+  weights = _optimizer(
+    a.optimizer, a.learning_rate, a.momentum if a.optimizer == "sgd" else None
+  )
   if not space.has_arch_params(space.architecture(config.network.architecture)):
     return weights
   return space.make_search_optimizer(
     weights,
-    _optimizer(s.arch_optimizer, s.arch_learning_rate, a.momentum),
+    _optimizer(s.arch_optimizer, s.arch_learning_rate, s.arch_momentum),
     warmup_steps=s.warmup_iterations * config.train.num_updates_per_iteration,
     entropy_weight=s.entropy_weight,
   )

@@ -72,6 +72,35 @@ class OptimizerTest(absltest.TestCase):
     np.testing.assert_allclose(head["merge_pool2"]["merge_logits"], 0.0)
     np.testing.assert_allclose(head["conv"]["kernel"], -0.1, rtol=1e-6)
 
+  def test_arch_momentum_is_the_logits_own(self):
+    # Gradients +1 then -1. Adam's second step, bias-corrected by hand:
+    # m = -(1 - b1) / (1 + b1), v = 1, so the logits rise by
+    # lr (1 - b1) / (1 + b1); the weights keep Adam's default b1 = 0.9.
+    config = phase(
+      **{
+        "agent.optimizer": "adam",
+        "agent.learning_rate": 0.1,
+        "search.arch_optimizer": "adam",
+        "search.arch_learning_rate": 3.0,
+        "search.arch_momentum": 0.99,
+        "search.warmup_iterations": 0,
+        "search.entropy_weight": 0.0,
+      }
+    )
+    params = _params()
+    opt = qtopt_offline.make_optimizer(config)
+    state = opt.init(params)
+    for sign in (1.0, -1.0):
+      grads = jax.tree.map(lambda x, s=sign: jnp.full_like(x, s), params)
+      updates, state = opt.update(grads, state, params)
+    head = updates["params"]["head"]
+    np.testing.assert_allclose(
+      head["merge_pool2"]["merge_logits"], 3.0 * 0.01 / 1.99, rtol=1e-4
+    )
+    np.testing.assert_allclose(
+      head["conv"]["kernel"], 0.1 * 0.1 / 1.9, rtol=1e-4
+    )
+
   def test_fixed_architectures_use_one_optimizer(self):
     config = phase(
       "baseline",
@@ -93,6 +122,7 @@ class ValidateTest(absltest.TestCase):
       ({"agent.optimizer": "rmsprop"}, "agent.optimizer"),
       ({"search.arch_learning_rate": 0.0}, "search.arch_learning_rate"),
       ({"search.arch_optimizer": "lion"}, "search.arch_optimizer"),
+      ({"search.arch_momentum": 1.0}, "search.arch_momentum"),
       ({"search.warmup_iterations": -1}, "search.warmup_iterations"),
       ({"search.entropy_weight": -0.1}, "search.entropy_weight"),
       ({"agent.cem_elites": 100}, "agent.cem_elites"),
