@@ -150,9 +150,10 @@ def make_optimizer(
 ) -> optax.GradientTransformation:
   """The paper's SGD with momentum (spec B1.5), or Adam; for a network with
   architecture logits, `space.make_search_optimizer`: the logits get their
-  own optimizer, learning rate and momentum (`search.*`), stay still for the first
-  `search.warmup_iterations` and descend `search.entropy_weight` x their
-  entropy."""
+  own optimizer, learning rate and momentum (`search.*`), stay still for
+  the first `search.warmup_iterations` and descend `search.entropy_weight`
+  x their entropy. The weights' Adam keeps its default b1 (0.9);
+  `agent.momentum` is SGD's."""
   a, s = config.agent, config.search
   weights = _optimizer(
     a.optimizer, a.learning_rate, a.momentum if a.optimizer == "sgd" else None
