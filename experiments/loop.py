@@ -244,7 +244,10 @@ def run(
     return chunks[length]
 
   t = time.time()
-  evaluate = jax.jit(trainer.evaluate).lower(state.agent, eval_key).compile()
+  if trainer.host_evaluate is not None:  # compiles its act when first run
+    evaluate = trainer.host_evaluate
+  else:
+    evaluate = jax.jit(trainer.evaluate).lower(state.agent, eval_key).compile()
   compile_s += time.time() - t
 
   stop = _StopFlag()

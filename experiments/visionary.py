@@ -176,7 +176,14 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
       "dataset.offset_range", (low, high), "needs 0 <= low <= high (metres)"
     )
   v.positive_int(config, "dataset.episodes_per_shard")
-  v.non_negative_int(config, "video.num_episodes")
+  episodes = v.positive_int(config, "eval.num_episodes")
+  if v.non_negative_int(config, "video.num_episodes") > episodes:
+    raise v.ConfigError(
+      "video.num_episodes",
+      config.video.num_episodes,
+      f"must be <= eval.num_episodes ({episodes}): the video records the "
+      "first of the evaluation's worlds",
+    )
   for architecture in (config.search.architecture, "baseline"):
     qtopt_offline.validate(
       phase_config(
@@ -276,35 +283,34 @@ def t_test(a: list[float], b: list[float]) -> dict[str, Any]:
   }
 
 
-def references(config, recipe, found_config, workdir) -> dict[str, float]:
+def references(config, task, programs, found_config, workdir) -> dict:
   """Success of the scripted references in the groups' final evaluation
   worlds (same key, same episodes): the noiseless expert, a straight
-  descent (no x-y skill) and the random policy. Cached in workdir."""
+  descent (no x-y skill) and the random policy. Run in the pipeline's
+  episode `programs`; cached in workdir."""
   path = os.path.join(workdir, "references.json")
   if os.path.exists(path):
     with open(path) as f:
       return json.load(f)
-  task = datasets.make_task(dataset_config(config))
-  env = task.env
   policies = scripted.reference_policies(task, grasp.straight_descent_action)
   names = tuple(policies)
-  eval_key = loop.eval_key(found_config)
-  key = jax.random.fold_in(eval_key, found_config.train.num_iterations)
+  model = task.env.init_model()
+  key = jax.random.fold_in(
+    loop.eval_key(found_config), found_config.train.num_iterations
+  )
 
-  def success(index):
-    # One program for every reference: vmapped over the policy index, the
-    # switch evaluates each scripted policy (cheap) and the worlds run once
-    # per policy, all from the same key.
-    def policy(m, s, k):
-      return jax.lax.switch(index, [policies[n] for n in names], m, s, k)
+  @jax.jit
+  def act(index, model, env_state, key):
+    # One program for every reference: the policy index is an argument.
+    keys = jax.random.split(key, programs.num_episodes)
+    branches = [jax.vmap(policies[n], in_axes=(None, 0, 0)) for n in names]
+    return jax.lax.switch(index, branches, model, env_state, keys)
 
-    evaluate = train.make_policy_evaluate(
-      env, env.init_model(), policy, config.eval.num_episodes
-    )
-    return evaluate(key)["eval/success"]
-
-  rates = jax.jit(jax.vmap(success))(jnp.arange(len(names)))
-  out = {name: round(float(r), 4) for name, r in zip(names, rates, strict=True)}
+  out = {}
+  for index, name in enumerate(names):
+    policy = functools.partial(act, index, model)
+    episodes = train.run_episodes(programs, policy, key)
+    out[name] = round(float(jnp.mean(episodes.final["success"])), 4)
   out["episodes"] = config.eval.num_episodes
   rundir.write_json(path, out)
   return out
@@ -352,9 +358,12 @@ def derive(search_dir, recipe, search_config, config) -> dict[str, Any]:
   }
 
 
-def record_rollouts(config, recipe, group_configs, dirs, path) -> None:
+def record_rollouts(
+  config, recipe, programs, group_configs, dirs, path
+) -> None:
   """rollouts.gif: `video.num_episodes` greedy episodes of seed 0 of each
-  group, in the same worlds, side by side."""
+  group, in the same worlds, side by side (the first worlds of the
+  pipeline's episode `programs`)."""
   n = config.video.num_episodes
   frames, labels, outcome = [], [], []
   # Worlds of their own, drawn from the evaluation key (not one of its
@@ -367,14 +376,11 @@ def record_rollouts(config, recipe, group_configs, dirs, path) -> None:
     agent = qtopt_offline.make_agent(
       cfg, qtopt_offline.make_q_function(cfg, env)
     )
-    run = train.make_run_episodes(env, env.init_model(), n, record=True)
-
-    def act(env_state, key, agent_state=agent_state, agent=agent):
-      return agent.act(agent_state, env_state.obs, key, deterministic=True)[0]
-
-    episodes = jax.device_get(jax.jit(functools.partial(run, act))(key))
-    success = np.asarray(episodes.final["success"])
-    frames.append(np.asarray(episodes.images))
+    act = functools.partial(train.make_greedy_act(agent), agent_state)
+    episodes = train.run_episodes(programs, act, key, record=True)
+    episodes = jax.device_get(episodes)
+    success = np.asarray(episodes.final["success"])[:n]
+    frames.append(np.asarray(episodes.images)[:, :n])
     labels.extend(
       f"{name} ep{i}: {'success' if s > 0.5 else 'fail'}"
       for i, s in enumerate(success)
@@ -424,7 +430,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     dataset = data_parallel.place_data(dataset, mesh, axis_name)
   data = (dataset, episode_store.fingerprint(manifest))
   del episodes
-  recipe = qtopt_offline.make_recipe(data)
+  # One env program of eval.num_episodes worlds for every evaluation (on
+  # one device), reference and video: compiled once, whatever acts.
+  task = datasets.make_task(dataset_config(config))
+  programs = train.make_episode_programs(
+    task.env, task.env.init_model(), config.eval.num_episodes
+  )
+  recipe = qtopt_offline.make_recipe(data, programs)
 
   def phase(architecture, seed, num_seeds, num_iterations, eval_every=None):
     return phase_config(
@@ -492,7 +504,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   table = {name: group_stats(scores[name]) for name in GROUPS}
   found_final = [s["final"] for s in scores["found"]]
   base_final = [s["final"] for s in scores["baseline"]]
-  refs = references(config, recipe, group_configs["found"], workdir)
+  refs = references(config, task, programs, group_configs["found"], workdir)
   plots.plot_group_curves(
     os.path.join(workdir, "learning_curves.png"),
     curves,
@@ -502,6 +514,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     record_rollouts(
       config,
       recipe,
+      programs,
       group_configs,
       dirs,
       os.path.join(workdir, "rollouts.gif"),

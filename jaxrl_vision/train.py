@@ -10,6 +10,7 @@ Metrics from `step` come as sums with counts, `sum/<group>/<name>` and
 `reduce_metrics`: a mean over the episodes or updates that really happened.
 """
 
+import functools
 from collections.abc import Callable
 from typing import Any
 from typing import NamedTuple
@@ -65,6 +66,11 @@ class Trainer(NamedTuple):
   # 0: one run. S > 0: `vmap_seeds` made every state leaf [S, ...] and
   # every metric [S], one independent run per seed in one program.
   num_seeds: int = 0
+  # `evaluate` run from the host over shared `EpisodePrograms`
+  # (`make_host_evaluate`, one device): the same metrics, and an env
+  # program compiled once for every run that shares them. None: the host
+  # compiles `evaluate` whole.
+  host_evaluate: Callable[[Any, jax.Array], types.Metrics] | None = None
 
 
 def step_args(trainer: Trainer, state: TrainState) -> tuple[Any, ...]:
@@ -116,11 +122,24 @@ def vmap_seeds(
       ]
       return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
 
+  host_evaluate = None
+  if trainer.host_evaluate is not None:
+
+    def host_evaluate(agent_states, key):
+      runs = [
+        trainer.host_evaluate(
+          jax.tree.map(lambda x, k=k: x[k], agent_states), key
+        )
+        for k in range(num_seeds)
+      ]
+      return jax.tree.map(lambda *xs: jnp.stack(xs), *runs)
+
   return trainer._replace(
     init=init,
     step=step,
     evaluate=jax.vmap(trainer.evaluate, in_axes=(0, None)),
     num_seeds=num_seeds,
+    host_evaluate=host_evaluate,
   )
 
 
@@ -334,6 +353,7 @@ def make_offline_train(
   data_fingerprint: str = "",
   axis_name: str | None = None,
   num_devices: int = 1,
+  episode_programs: "EpisodePrograms | None" = None,
 ) -> Trainer:
   """Off-policy RL on a fixed dataset (the Visionary protocol, spec B1.1).
 
@@ -365,6 +385,11 @@ def make_offline_train(
   slices are random subsets. Evaluation splits its episodes over the
   devices (`make_evaluate`): the same worlds as on one device, the same
   means.
+
+  On one device evaluation runs from the host (`Trainer.host_evaluate`)
+  over `episode_programs` (`make_episode_programs(env, model,
+  num_eval_episodes)`, made here unless given): runs that share them, e.g.
+  a pipeline's phases, compile the env once.
 
   Raises:
     ValueError: a batch that does not split over the devices, or `data`
@@ -440,6 +465,16 @@ def make_offline_train(
       agent=agent_state, key=key, iteration=state.iteration + 1
     ), metrics
 
+  host_evaluate = None
+  if axis_name is None:
+    if episode_programs is None:
+      episode_programs = make_episode_programs(env, model, num_eval_episodes)
+    if episode_programs.num_episodes != num_eval_episodes:
+      raise ValueError(
+        f"episode_programs run {episode_programs.num_episodes} worlds, "
+        f"evaluation needs {num_eval_episodes}"
+      )
+    host_evaluate = make_host_evaluate(episode_programs, agent)
   return Trainer(
     init=init,
     step=step,
@@ -451,6 +486,7 @@ def make_offline_train(
     host_loop=True,
     data=data,
     data_fingerprint=data_fingerprint,
+    host_evaluate=host_evaluate,
   )
 
 
@@ -461,6 +497,64 @@ class Episodes(NamedTuple):
   final: types.Metrics  # {name: [N]} env metrics at each episode's end
   images: jax.Array | None  # [T + 1, N, H, W, 3] uint8 with `record`
   valid: jax.Array  # [N] bool; False: a device's padding copy of a world
+
+
+class EpisodeCarry(NamedTuple):
+  """Side-by-side episodes between two steps (`make_run_episodes`)."""
+
+  env_state: types.EnvState
+  done: jax.Array  # [N] bool: ended (no auto-reset; the world keeps going)
+  returns: jax.Array  # [N] float32, summed until the episode ended
+  final: types.Metrics  # env metrics [N], read at each episode's end
+  valid: jax.Array  # [N] bool: a world this device really runs
+
+
+def _episode_start(env, num_episodes, model_axes=None, axis_name=None):
+  """`start(model, key) -> (EpisodeCarry, step_keys [T])`: fresh worlds
+  drawn from `key` and the keys of their T steps' actions."""
+
+  def start(model, key):
+    reset_key, key = jax.random.split(key)
+    reset_keys = jax.random.split(reset_key, num_episodes)
+    valid = jnp.ones((num_episodes,), bool)
+    if axis_name is not None:
+      num_local = -(-num_episodes // jax.lax.axis_size(axis_name))
+      device = jax.lax.axis_index(axis_name)
+      rows = device * num_local + jnp.arange(num_local)
+      reset_keys = reset_keys[rows % num_episodes]
+      valid = rows < num_episodes
+      key = jax.random.fold_in(key, device)
+    env_state = jax.vmap(env.reset, in_axes=(model_axes, 0))(model, reset_keys)
+    num = reset_keys.shape[0]
+    carry = EpisodeCarry(
+      env_state=env_state,
+      done=jnp.zeros((num,), bool),
+      returns=jnp.zeros((num,), jnp.float32),
+      final=jax.tree.map(jnp.zeros_like, env_state.metrics),
+      valid=valid,
+    )
+    return carry, jax.random.split(key, env.spec.max_episode_steps)
+
+  return start
+
+
+def _episode_advance(env, model_axes=None):
+  """`advance(model, carry, actions) -> carry`: every world steps once."""
+  raw_step = jax.vmap(env.step, in_axes=(model_axes, 0, 0))
+
+  def advance(model, carry, actions):
+    next_state = raw_step(model, carry.env_state, actions)
+    ends = ~carry.done & (next_state.terminated | next_state.truncated)
+    return carry._replace(
+      env_state=next_state,
+      done=carry.done | ends,
+      returns=carry.returns + jnp.where(carry.done, 0.0, next_state.reward),
+      final=jax.tree.map(
+        lambda f, m: jnp.where(ends, m, f), carry.final, next_state.metrics
+      ),
+    )
+
+  return advance
 
 
 def make_run_episodes(
@@ -484,51 +578,74 @@ def make_run_episodes(
   worlds [d n, (d + 1) n) of them, n = ceil(num_episodes / D), and reports
   n episodes; rows past `num_episodes` repeat earlier worlds and are
   marked `valid=False`. `act` gets a key with the device index folded in.
+
+  `make_episode_programs` runs the same episodes step by step from the
+  host, as programs shared by every caller.
   """
   if axis_name is not None and model_axes is not None:
     raise ValueError("per-world models are not split over devices")
+  start = _episode_start(env, num_episodes, model_axes, axis_name)
+  advance = _episode_advance(env, model_axes)
 
   def run(act, key: jax.Array) -> Episodes:
-    reset_key, key = jax.random.split(key)
-    reset_keys = jax.random.split(reset_key, num_episodes)
-    valid = jnp.ones((num_episodes,), bool)
-    if axis_name is not None:
-      num_local = -(-num_episodes // jax.lax.axis_size(axis_name))
-      device = jax.lax.axis_index(axis_name)
-      rows = device * num_local + jnp.arange(num_local)
-      reset_keys = reset_keys[rows % num_episodes]
-      valid = rows < num_episodes
-      key = jax.random.fold_in(key, device)
-    env_state = jax.vmap(env.reset, in_axes=(model_axes, 0))(model, reset_keys)
-    raw_step = jax.vmap(env.step, in_axes=(model_axes, 0, 0))
-
     def body(carry, key):
-      env_state, done, ret, final = carry
-      next_state = raw_step(model, env_state, act(env_state, key))
-      ret = ret + jnp.where(done, 0.0, next_state.reward)
-      ends = ~done & (next_state.terminated | next_state.truncated)
-      final = jax.tree.map(
-        lambda f, m: jnp.where(ends, m, f), final, next_state.metrics
-      )
-      done = done | ends
-      image = next_state.obs["image"] if record else None
-      return (next_state, done, ret, final), image
+      carry = advance(model, carry, act(carry.env_state, key))
+      return carry, carry.env_state.obs["image"] if record else None
 
-    num = reset_keys.shape[0]
-    carry = (
-      env_state,
-      jnp.zeros((num,), bool),
-      jnp.zeros((num,), jnp.float32),
-      jax.tree.map(jnp.zeros_like, env_state.metrics),
-    )
-    (_, _, ret, final), images = jax.lax.scan(
-      body, carry, jax.random.split(key, env.spec.max_episode_steps)
-    )
+    first, keys = start(model, key)
+    last, images = jax.lax.scan(body, first, keys)
     if record:
-      images = jnp.concatenate([env_state.obs["image"][None], images])
-    return Episodes(returns=ret, final=final, images=images, valid=valid)
+      images = jnp.concatenate([first.env_state.obs["image"][None], images])
+    return Episodes(last.returns, last.final, images, last.valid)
 
   return run
+
+
+class EpisodePrograms(NamedTuple):
+  """`make_run_episodes`'s episodes as two compiled programs, run step by
+  step from the host (`run_episodes`).
+
+  The MJX step with the camera is most of an evaluation's compile time
+  (~20 s on a 2-core CPU; an agent's act is a few seconds): built once and
+  shared, every evaluation, reference and video of the same env and world
+  count compiles it once, whatever acts.
+  """
+
+  start: Callable[..., tuple[EpisodeCarry, jax.Array]]  # (model, key)
+  advance: Callable[..., EpisodeCarry]  # (model, carry, actions)
+  model: types.Model
+  num_episodes: int
+
+
+def make_episode_programs(
+  env: types.Env, model: types.Model, num_episodes: int
+) -> EpisodePrograms:
+  """`num_episodes` worlds of `env` (one model), jitted once."""
+  return EpisodePrograms(
+    start=jax.jit(_episode_start(env, num_episodes)),
+    advance=jax.jit(_episode_advance(env)),
+    model=model,
+    num_episodes=num_episodes,
+  )
+
+
+def run_episodes(
+  programs: EpisodePrograms,
+  act: Callable[[types.EnvState, jax.Array], jax.Array],
+  key: jax.Array,
+  record: bool = False,
+) -> Episodes:
+  """`make_run_episodes(...)(act, key)` from the host: the same worlds,
+  keys and episodes, one `advance` per step. `act` should be jitted."""
+  carry, keys = programs.start(programs.model, key)
+  images = [carry.env_state.obs["image"]] if record else None
+  for step_key in keys:
+    actions = act(carry.env_state, step_key)
+    carry = programs.advance(programs.model, carry, actions)
+    if record:
+      images.append(carry.env_state.obs["image"])
+  images = jnp.stack(images) if record else None
+  return Episodes(carry.returns, carry.final, images, carry.valid)
 
 
 def _eval_metrics(
@@ -581,24 +698,29 @@ def make_evaluate(
   return evaluate
 
 
-def make_policy_evaluate(
-  env: types.Env,
-  model: types.Model,
-  policy: Callable[..., jax.Array],
-  num_eval_episodes: int,
-) -> Callable[[jax.Array], types.Metrics]:
-  """`evaluate(key)`: `make_evaluate`'s metrics for a scripted
-  `policy(model, env_state, key) -> action` of one world (privileged
-  references: an expert, a straight descent), in the worlds `make_evaluate`
-  would draw from the same key."""
-  run = make_run_episodes(env, model, num_eval_episodes)
+def make_greedy_act(agent: types.Agent) -> Callable[..., jax.Array]:
+  """`act(agent_state, env_states, key) -> actions`, jitted: the agent's
+  deterministic act on every world's observation (`run_episodes`)."""
 
-  def evaluate(key: jax.Array) -> types.Metrics:
-    def act(env_state, key):
-      keys = jax.random.split(key, num_eval_episodes)
-      return jax.vmap(policy, in_axes=(None, 0, 0))(model, env_state, keys)
+  @jax.jit
+  def act(agent_state, env_state, key):
+    return agent.act(agent_state, env_state.obs, key, deterministic=True)[0]
 
-    return _eval_metrics(run(act, key))
+  return act
+
+
+def make_host_evaluate(
+  programs: EpisodePrograms, agent: types.Agent
+) -> Callable[[Any, jax.Array], types.Metrics]:
+  """`make_evaluate`'s evaluation (one device) run from the host over
+  shared `programs`: the same worlds and metrics; only the agent's greedy
+  act is compiled here."""
+
+  act = make_greedy_act(agent)
+
+  def evaluate(agent_state: Any, key: jax.Array) -> types.Metrics:
+    act_now = functools.partial(act, agent_state)
+    return _eval_metrics(run_episodes(programs, act_now, key))
 
   return evaluate
 

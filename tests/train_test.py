@@ -432,6 +432,34 @@ def _key_data(tree):
   return jax.tree.map(plain, tree)
 
 
+class EpisodeProgramsTest(chex.TestCase):
+  """`run_episodes` from the host = `make_run_episodes`' scan."""
+
+  def test_host_run_equals_scan_and_shares_the_env_program(self):
+    env = catch.make_catch(rows=5, cols=4)
+    model = env.init_model()
+    n = 32
+
+    def act(env_state, key):  # random moves: the step keys matter
+      del env_state
+      return jax.random.randint(key, (n,), 0, env.spec.num_actions)
+
+    key = jax.random.key(3)
+    scan = jax.jit(
+      functools.partial(train.make_run_episodes(env, model, n), act)
+    )(key)
+    programs = train.make_episode_programs(env, model, n)
+    host = train.run_episodes(programs, jax.jit(act), key)
+    chex.assert_trees_all_equal(host, scan)
+    self.assertGreater(len(np.unique(np.asarray(scan.returns))), 1)
+    # A second act (another agent) runs in the same compiled env programs.
+    train.run_episodes(
+      programs, jax.jit(lambda s, k: jnp.zeros((n,), jnp.int32)), key
+    )
+    self.assertEqual(programs.advance._cache_size(), 1)
+    self.assertEqual(programs.start._cache_size(), 1)
+
+
 class SeedsTest(chex.TestCase):
   """`vmap_seeds`: S runs in one program equal S separate runs."""
 
@@ -487,6 +515,9 @@ class SeedsTest(chex.TestCase):
       np.testing.assert_allclose(
         evaluation["eval/return"][k], alone_eval["eval/return"], rtol=1e-5
       )
+    # From the host, seed by seed, in the shared episode programs.
+    host = seeds.host_evaluate(state.agent, jax.random.key(5))
+    chex.assert_trees_all_close(host, evaluation, rtol=1e-5)
     # Different seeds, different runs.
     self.assertFalse(
       np.allclose(

@@ -137,7 +137,9 @@ def data_parallel_trainer(
     out_specs=P(),
     check_vma=False,
   )
-  return trainer._replace(init=init, step=step, evaluate=evaluate, data=data)
+  return trainer._replace(
+    init=init, step=step, evaluate=evaluate, data=data, host_evaluate=None
+  )
 
 
 def state_shardings(mesh: Mesh, axis_name: str, state: Any) -> Any:

@@ -12,9 +12,6 @@ each device holds E / D of the episodes and draws batch_size / D of each
 batch from them; gradients and metrics are averaged over the devices.
 """
 
-from collections.abc import Callable
-from typing import Any
-
 import ml_collections
 import optax
 
@@ -212,10 +209,13 @@ def make_train(
   num_devices: int = 1,
   *,
   data: tuple[train.OfflineData, str] | None = None,
+  episode_programs: train.EpisodePrograms | None = None,
 ) -> train.Trainer:
   """The trainer of one run; `data` = (dataset, fingerprint) already
   loaded and laid out for `num_devices` (`device_data`; by a pipeline that
-  trains several runs on it), else `dataset.path` is read.
+  trains several runs on it), else `dataset.path` is read. A pipeline
+  also shares its `episode_programs` (`train.make_episode_programs` of
+  this task's env and `eval.num_episodes` worlds) between its runs.
 
   With `axis_name` the trainer is data parallel over `num_devices` devices
   (`train.make_offline_train`): map it with
@@ -240,19 +240,26 @@ def make_train(
     data_fingerprint=fingerprint,
     axis_name=axis_name,
     num_devices=num_devices,
+    episode_programs=episode_programs,
   )
 
 
 def make_recipe(
   data: tuple[train.OfflineData, str] | None = None,
+  episode_programs: train.EpisodePrograms | None = None,
 ) -> recipes.Recipe:
   """The recipe; with `data`, every run it makes trains on that dataset
-  (already on device) instead of reading `dataset.path`."""
-  make: Callable[..., Any] = make_train
-  if data is not None:
+  (already on device) instead of reading `dataset.path`, and with
+  `episode_programs` evaluates in those (one device)."""
 
-    def make(config, axis_name=None, num_devices=1):
-      return make_train(config, axis_name, num_devices, data=data)
+  def make(config, axis_name=None, num_devices=1):
+    return make_train(
+      config,
+      axis_name,
+      num_devices,
+      data=data,
+      episode_programs=episode_programs,
+    )
 
   return recipes.Recipe(
     validate=validate,
