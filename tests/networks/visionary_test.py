@@ -283,6 +283,15 @@ class PeerAttentionTest(chex.TestCase):
       y, self.x * attention[:, None, None, :], rtol=1e-5, atol=1e-6
     )
 
+  def test_starts_near_the_identity(self):
+    # Gates sigmoid(2 + small) ~ 0.88 at init (ATTENTION_BIAS), not 0.5:
+    # five modules in a row keep half the signal, not 1/32.
+    module = vis.PeerAttention(("action", "pool2"), False, self.width)
+    params = module.init(jax.random.key(0), self.x, self.pooled)
+    y = module.apply(params, self.x, self.pooled)
+    gate = float(jnp.sum(y * self.x) / jnp.sum(self.x * self.x))
+    self.assertBetween(gate, 0.75, 0.95)
+
 
 def _shapes(trunk_name, architecture, image_size=None, batch=B):
   """(param shapes, feature shapes) with no compute."""
