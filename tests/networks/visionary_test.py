@@ -283,14 +283,19 @@ class PeerAttentionTest(chex.TestCase):
       y, self.x * attention[:, None, None, :], rtol=1e-5, atol=1e-6
     )
 
-  def test_starts_near_the_identity(self):
-    # Gates sigmoid(2 + small) ~ 0.88 at init (ATTENTION_BIAS), not 0.5:
-    # five modules in a row keep half the signal, not 1/32.
-    module = vis.PeerAttention(("action", "pool2"), False, self.width)
+  def _mean_gate_at_init(self, module):
     params = module.init(jax.random.key(0), self.x, self.pooled)
     y = module.apply(params, self.x, self.pooled)
-    gate = float(jnp.sum(y * self.x) / jnp.sum(self.x * self.x))
-    self.assertBetween(gate, 0.75, 0.95)
+    return float(jnp.sum(y * self.x) / jnp.sum(self.x * self.x))
+
+  def test_fixed_edges_start_near_the_identity(self):
+    # Gates sigmoid(2 + small) ~ 0.88 at init (ATTENTION_BIAS), not 0.5:
+    # five modules in a row keep half the signal, not 1/32.
+    fixed = vis.PeerAttention(("action", "pool2"), False, self.width)
+    self.assertBetween(self._mean_gate_at_init(fixed), 0.75, 0.95)
+    # The search's modules start at the sigmoid's steepest point.
+    searched = vis.PeerAttention(("action", "pool2"), True, self.width)
+    self.assertBetween(self._mean_gate_at_init(searched), 0.35, 0.65)
 
 
 def _shapes(trunk_name, architecture, image_size=None, batch=B):
