@@ -22,14 +22,16 @@ with coordinate channels, Adam, Monte-Carlo return targets with a CQL
 penalty, batch 64, terminate_on_close, a denser bin than `grasp`'s default,
 and a dataset of behaviour policies that contrast right and wrong x-y at the
 grasp (`envs.manipulation.scripted`). Measured on a fresh workdir with a
-cold cache (2-core CPU, 18:08 wall, 5 seeds per group, 100 episodes each):
-baseline 53.0 +- 10.0 % (seeds 52, 68, 53, 52, 40), found 40.2 +- 6.6 %
-(seeds 50, 37, 44, 35, 35; t = -2.40, p = 0.043: the found network is
-worse); the straight descent 10 %, random 0 %, the expert 100 %. The
-search decides (top merge weight 0.66-0.97 at 5/5 locations in both
-seeds, gates 0.003-0.996) and its 2 seeds agree on 3 of 5 merge ops
-(conv_b2_1 hadamard, conv_b2_2 and conv_b2_3 concat); the two search
-networks themselves score 66 % and 57 %.
+cold cache (2-core CPU, 18:18 wall, 5 seeds per group, 100 episodes each):
+baseline 53.6 +- 11.0 % (seeds 52, 70, 54, 53, 39), found 47.8 +- 9.5 %
+(seeds 54, 37, 53, 57, 38; t = -0.89, p = 0.40: no better, no
+significant difference); the straight descent 10 %, random 0 %, the
+expert 100 %. The search decides (top merge weight 0.66-0.97 at 5/5
+locations in both seeds, gates 0.003-0.996) and its 2 seeds agree on 3 of
+5 merge ops (conv_b2_1 hadamard, conv_b2_2 and conv_b2_3 concat); the two
+search networks themselves score 66 % and 58 %. The found network's
+attention modules start near the identity (`networks.visionary.
+ATTENTION_BIAS`); with gates starting at 0.5 it scored 40.2 +- 6.6 %.
 
 Variants: `smoke` (seconds of training, for tests), `stack` (the paper's
 own task, same pipeline), `paper` (the paper's
