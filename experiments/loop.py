@@ -243,12 +243,13 @@ def run(
       compile_s += time.time() - t
     return chunks[length]
 
-  t = time.time()
-  if trainer.host_evaluate is not None:  # compiles its act when first run
-    evaluate = trainer.host_evaluate
-  else:
+  # A host evaluation compiles its act (and, once per shared programs, the
+  # env) when first run: that time counts as run time, not compile time.
+  evaluate = trainer.host_evaluate
+  if evaluate is None:
+    t = time.time()
     evaluate = jax.jit(trainer.evaluate).lower(state.agent, eval_key).compile()
-  compile_s += time.time() - t
+    compile_s += time.time() - t
 
   stop = _StopFlag()
   status, it, run_s, records = "completed", start, 0.0, []
