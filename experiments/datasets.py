@@ -14,6 +14,7 @@ import os
 import jax
 import numpy as np
 
+from jaxrl_vision import train
 from jaxrl_vision.data import episode_store
 from jaxrl_vision.data import offline
 from jaxrl_vision.envs.manipulation import grasp
@@ -42,9 +43,9 @@ def make_task(config):
   return TASKS[config.task.name](**config.task.params)
 
 
-def make_collector(task, config):
-  """The config's behaviour-policy mix as `offline.make_collector`'s
-  `collect(model, key, num_episodes)`."""
+def behaviour_policies(task, config):
+  """The config's behaviour-policy mix: (policies, weights) in `POLICIES`
+  order (`envs.manipulation.scripted`)."""
   policies = scripted.make_behaviour_policies(
     task,
     grasp.straight_descent_action,
@@ -53,26 +54,38 @@ def make_collector(task, config):
     offset_range=tuple(config.offset_range),
     random_close=config.random_close,
   )
-  return offline.make_collector(
-    task.env,
+  return (
     [policies[name] for name in POLICIES],
     [config.mix.get(name, 0.0) for name in POLICIES],
   )
 
 
-def collect(config, log=print) -> offline.Episodes:
-  """Runs the dataset config's policy mix; numpy Episodes on the host."""
+def make_collector(task, config):
+  """The config's behaviour-policy mix as `offline.make_collector`'s
+  `collect(model, key, num_episodes)` (one scanned program)."""
+  return offline.make_collector(task.env, *behaviour_policies(task, config))
+
+
+def collect(config, log=print, programs=None) -> offline.Episodes:
+  """Runs the dataset config's policy mix; numpy Episodes on the host.
+
+  Stepped from the host (`offline.make_stepped_collector`) over `programs`,
+  env programs of `episodes_per_call` worlds of this config's task (e.g.
+  the evaluation's, which then compiles no second env step); built here
+  when None or of another world count.
+  """
   task = make_task(config)
-  collect_fn = jax.jit(make_collector(task, config), static_argnums=2)
-  model = task.env.init_model()
+  if programs is None or programs.num_episodes != config.episodes_per_call:
+    programs = train.make_episode_programs(
+      task.env, task.env.init_model(), config.episodes_per_call
+    )
+  collect_fn = offline.make_stepped_collector(*behaviour_policies(task, config))
   keys = jax.random.split(
     jax.random.key(config.seed), config.num_episodes // config.episodes_per_call
   )
   parts = []
   for i, key in enumerate(keys):
-    parts.append(
-      jax.device_get(collect_fn(model, key, config.episodes_per_call))
-    )
+    parts.append(collect_fn(programs, key))
     log(f"collected {(i + 1) * config.episodes_per_call}/{config.num_episodes}")
   return jax.tree.map(lambda *xs: np.concatenate(xs), *parts)
 
@@ -99,13 +112,13 @@ def write(config, directory: str, episodes: offline.Episodes) -> dict:
   )
 
 
-def load_or_collect(config, directory: str, log=print):
+def load_or_collect(config, directory: str, log=print, programs=None):
   """(episodes, manifest): the dataset in `directory`, collected and written
-  first if absent. A dataset written from another config raises
+  first if absent (over `programs`, see `collect`). A dataset written from another config raises
   DatasetError, as does a damaged one (see `episode_store.read`)."""
   task = make_task(config)
   if not os.path.exists(os.path.join(directory, episode_store.MANIFEST)):
-    episodes = collect(config, log)
+    episodes = collect(config, log, programs)
     return episodes, write(config, directory, episodes)
   episodes, manifest = episode_store.read(
     directory, offline.episodes_structure(task.env)

@@ -106,6 +106,8 @@ def phase_config(
       "arch_momentum",
       "warmup_iterations",
       "entropy_weight",
+      "holdout_every",
+      "arch_batch_size",
     )
   }
   c.agent = config.agent.to_dict()
@@ -412,9 +414,16 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       os.path.join(os.path.dirname(os.path.abspath(workdir)), ".jax_cache")
     )
 
+  # One env program of eval.num_episodes worlds for the dataset's
+  # collection (when episodes_per_call matches), every evaluation (on one
+  # device), reference and video: compiled once, whatever acts.
+  task = datasets.make_task(dataset_config(config))
+  programs = train.make_episode_programs(
+    task.env, task.env.init_model(), config.eval.num_episodes
+  )
   dataset_dir = config.dataset.path or os.path.join(workdir, "dataset")
   episodes, manifest = datasets.load_or_collect(
-    dataset_config(config), dataset_dir, _log
+    dataset_config(config), dataset_dir, _log, programs
   )
   composition = datasets.composition(episodes)
   _log(
@@ -424,18 +433,14 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   )
   # Once on the device(s), for every phase.
   num_devices, axis_name = loop.devices(config)
-  dataset = qtopt_offline.device_data(episodes, num_devices)
+  dataset = qtopt_offline.device_data(
+    episodes, num_devices, config.search.holdout_every
+  )
   if axis_name is not None:
     mesh = mesh_lib.make_mesh(num_devices, axis_name)
     dataset = data_parallel.place_data(dataset, mesh, axis_name)
   data = (dataset, episode_store.fingerprint(manifest))
   del episodes
-  # One env program of eval.num_episodes worlds for every evaluation (on
-  # one device), reference and video: compiled once, whatever acts.
-  task = datasets.make_task(dataset_config(config))
-  programs = train.make_episode_programs(
-    task.env, task.env.init_model(), config.eval.num_episodes
-  )
   recipe = qtopt_offline.make_recipe(data, programs)
 
   def phase(architecture, seed, num_seeds, num_iterations, eval_every=None):

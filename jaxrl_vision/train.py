@@ -279,27 +279,52 @@ class OfflineData(NamedTuple):
   slice d holds episodes [d E/D, (d + 1) E/D), its own index of them
   (episode numbers local to the slice) padded to the longest slice's rows,
   and how many of those rows are real.
+
+  With `holdout_every` = k > 0, every k-th episode (local numbers k - 1,
+  2k - 1, ...) is held out: its transitions are the first `num_holdout`
+  rows of `index`. A run that trains all its parameters on one loss
+  samples every row; a search can fit its weights to the other rows and
+  its architecture to these (`make_offline_train(holdout_batch_size=)`).
   """
 
   episodes: Any  # data.offline.Episodes, leaves [E, ...]
   index: jax.Array  # [R, 2] int32 (episode, step), R >= num_transitions
   num_transitions: jax.Array  # () int32, rows of `index` in use; the rest pad
+  num_holdout: jax.Array  # () int32, the first rows: held-out episodes'
 
 
-def offline_data(episodes: Any) -> OfflineData:
+def _index(length: np.ndarray, holdout_every: int) -> tuple[np.ndarray, int]:
+  """`offline.transition_index` with the held-out episodes' rows first."""
+  index = offline.transition_index(length)
+  if not holdout_every:
+    return index, 0
+  held = index[:, 0] % holdout_every == holdout_every - 1
+  return np.concatenate([index[held], index[~held]]), int(held.sum())
+
+
+def offline_data(episodes: Any, holdout_every: int = 0) -> OfflineData:
   """Host `Episodes` -> `OfflineData` on the default device; ValueError if
-  the dataset holds no transitions."""
-  index = offline.transition_index(np.asarray(episodes.length))
+  the dataset holds no transitions, or none held out with `holdout_every`."""
+  index, num_holdout = _index(np.asarray(episodes.length), holdout_every)
   if index.shape[0] == 0:
     raise ValueError("the dataset holds no transitions")
+  if holdout_every and not 0 < num_holdout < index.shape[0]:
+    raise ValueError(
+      f"holding out every {holdout_every}th of {len(episodes.length)} "
+      f"episodes leaves {num_holdout} of {index.shape[0]} transitions held "
+      "out; both parts need some"
+    )
   return OfflineData(
     episodes=jax.tree.map(jnp.asarray, episodes),
     index=jnp.asarray(index),
     num_transitions=jnp.int32(index.shape[0]),
+    num_holdout=jnp.int32(num_holdout),
   )
 
 
-def offline_data_shards(episodes: Any, num_shards: int) -> OfflineData:
+def offline_data_shards(
+  episodes: Any, num_shards: int, holdout_every: int = 0
+) -> OfflineData:
   """Host `Episodes` -> `OfflineData` split into `num_shards` slices of
   consecutive episodes, as host (numpy) arrays with a leading [num_shards]
   axis (views of `episodes` where they are numpy): nothing is copied to a
@@ -307,7 +332,8 @@ def offline_data_shards(episodes: Any, num_shards: int) -> OfflineData:
 
   Raises:
     ValueError: (one line) when the episodes do not split evenly or a
-      slice holds no transitions.
+      slice holds no transitions (or, with `holdout_every`, none held out
+      or none left).
   """
   length = np.asarray(episodes.length)
   num_episodes = len(length)
@@ -317,15 +343,23 @@ def offline_data_shards(episodes: Any, num_shards: int) -> OfflineData:
       f"{num_shards} devices; use a number of devices that divides it"
     )
   per_shard = num_episodes // num_shards
-  indexes = [
-    offline.transition_index(length[d * per_shard : (d + 1) * per_shard])
+  parts = [
+    _index(length[d * per_shard : (d + 1) * per_shard], holdout_every)
     for d in range(num_shards)
   ]
+  indexes = [index for index, _ in parts]
   empty = [d for d, index in enumerate(indexes) if not len(index)]
   if empty:
     raise ValueError(
       f"the dataset's slices for devices {empty} hold no transitions"
     )
+  if holdout_every:
+    bad = [d for d, (i, h) in enumerate(parts) if not 0 < h < len(i)]
+    if bad:
+      raise ValueError(
+        f"holding out every {holdout_every}th episode leaves the slices for "
+        f"devices {bad} with no held-out or no other transitions"
+      )
   index = np.zeros((num_shards, max(map(len, indexes)), 2), np.int32)
   for d, rows in enumerate(indexes):
     index[d, : len(rows)] = rows
@@ -336,6 +370,7 @@ def offline_data_shards(episodes: Any, num_shards: int) -> OfflineData:
     ),
     index=index,
     num_transitions=np.array([len(i) for i in indexes], np.int32),
+    num_holdout=np.array([h for _, h in parts], np.int32),
   )
 
 
@@ -354,6 +389,7 @@ def make_offline_train(
   axis_name: str | None = None,
   num_devices: int = 1,
   episode_programs: "EpisodePrograms | None" = None,
+  holdout_batch_size: int = 0,
 ) -> Trainer:
   """Off-policy RL on a fixed dataset (the Visionary protocol, spec B1.1).
 
@@ -391,9 +427,15 @@ def make_offline_train(
   num_eval_episodes)`, made here unless given): runs that share them, e.g.
   a pipeline's phases, compile the env once.
 
+  With `holdout_batch_size` > 0 (`data` laid out with held-out episodes,
+  `offline_data(holdout_every=)`), each batch is `batch_size` transitions
+  of the other episodes followed by `holdout_batch_size` held-out ones,
+  for an agent that fits its weights to the first and its architecture
+  to the second (`agents.qtopt.make_qtopt(arch_batch_size=)`).
+
   Raises:
     ValueError: a batch that does not split over the devices, or `data`
-      laid out for another number of devices.
+      laid out for another number of devices or without held-out episodes.
   """
   lead = 2 if axis_name is None else 3  # [D,] E, T(+1) before a frame
   if axis_name is None and num_devices != 1:
@@ -414,8 +456,21 @@ def make_offline_train(
         else f"offline_data_shards(episodes, {num_devices})"
       )
     )
+  if holdout_batch_size % num_devices:
+    raise ValueError(
+      f"holdout_batch_size {holdout_batch_size} does not split evenly over "
+      f"{num_devices} devices"
+    )
+  if holdout_batch_size and not np.all(np.asarray(data.num_holdout) > 0):
+    raise ValueError(
+      "holdout_batch_size needs data with held-out episodes "
+      "(offline_data(episodes, holdout_every=k))"
+    )
   local_batch = batch_size // num_devices
   sample = offline.make_sampler(local_batch, gamma)
+  sample_holdout = offline.make_sampler(
+    holdout_batch_size // num_devices, gamma
+  )
   # Shapes only: init must not close over the dataset (it would become a
   # constant of the compiled init).
   example_obs = jax.tree.map(
@@ -445,7 +500,21 @@ def make_offline_train(
   ) -> tuple[TrainState, types.Metrics]:
     # With axis_name, `data` is this device's slice (leading axis dropped).
     def update(agent_state, key):
-      batch = sample(data.episodes, data.index, key, data.num_transitions)
+      if holdout_batch_size:
+        key, held_key = jax.random.split(key)
+        batch = sample(
+          data.episodes,
+          data.index,
+          key,
+          data.num_transitions,
+          first_row=data.num_holdout,
+        )
+        held = sample_holdout(
+          data.episodes, data.index, held_key, data.num_holdout
+        )
+        batch = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), batch, held)
+      else:
+        batch = sample(data.episodes, data.index, key, data.num_transitions)
       # Materialise the batch: without the barrier XLA:CPU fuses the image
       # gather into the network's first consumers and redoes it per use
       # (20x slower steps, measured).

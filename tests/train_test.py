@@ -400,6 +400,85 @@ class OfflineTrainTest(chex.TestCase):
     with self.assertRaisesRegex(ValueError, "8 episodes .* over 3 devices"):
       train.offline_data_shards(episodes, 3)
 
+  def test_held_out_episodes_feed_the_batch_tail(self):
+    # Every step's reward is its episode's number: a batch shows its rows.
+    num = len(self.episodes.length)
+    length = np.asarray(self.episodes.length)
+    episodes = self.episodes._replace(
+      reward=np.broadcast_to(
+        np.arange(num, dtype=np.float32)[:, None],
+        self.episodes.reward.shape,
+      ).copy()
+    )
+    data = train.offline_data(episodes, holdout_every=4)  # episodes 3, 7
+    held = int(length[3] + length[7])
+    self.assertEqual(int(data.num_holdout), held)
+    np.testing.assert_array_equal(
+      np.isin(np.asarray(data.index)[:, 0], [3, 7]),
+      np.arange(int(data.num_transitions)) < held,
+    )
+
+    def update(state, batch):
+      in_held = jnp.isin(batch.reward_t, jnp.array([3.0, 7.0]))
+      return state, {
+        "first_held": jnp.sum(in_held[:5]),
+        "last_held": jnp.sum(in_held[5:]),
+        "size": jnp.float32(batch.reward_t.shape[0]),
+      }
+
+    agent = CountingAgent.make(self.env.spec.num_actions)._replace(
+      update=update
+    )
+    trainer = train.make_offline_train(
+      self.env,
+      self.env.init_model(),
+      agent,
+      data,
+      batch_size=5,
+      num_updates_per_iteration=4,
+      num_iterations=1,
+      num_eval_episodes=2,
+      holdout_batch_size=6,
+    )
+    state = jax.jit(trainer.init)(jax.random.key(0))
+    _, metrics = jax.jit(trainer.step)(state, trainer.data)
+    self.assertEqual(float(metrics["sum/learner/first_held"]), 0.0)
+    self.assertEqual(float(metrics["sum/learner/last_held"]), 4 * 6.0)
+    self.assertEqual(float(metrics["sum/learner/size"]), 4 * 11.0)
+    # Control: without the split, batches mix both kinds of episodes.
+    mixed = train.make_offline_train(
+      self.env,
+      self.env.init_model(),
+      agent,
+      data,
+      batch_size=11,
+      num_updates_per_iteration=4,
+      num_iterations=1,
+      num_eval_episodes=2,
+    )
+    _, metrics = jax.jit(mixed.step)(state, mixed.data)
+    self.assertGreater(float(metrics["sum/learner/first_held"]), 0.0)
+    # Per-device slices hold out their own episodes (local numbers 1, 3).
+    shards = train.offline_data_shards(episodes, 2, holdout_every=2)
+    for d in range(2):
+      n = int(shards.num_holdout[d])
+      self.assertEqual(n, int(length[4 * d + 1] + length[4 * d + 3]))
+      np.testing.assert_array_equal(shards.index[d, :n, 0] % 2, 1)
+    with self.assertRaisesRegex(ValueError, "held-out episodes"):
+      train.make_offline_train(
+        self.env,
+        self.env.init_model(),
+        agent,
+        train.offline_data(episodes),
+        batch_size=5,
+        num_updates_per_iteration=1,
+        num_iterations=1,
+        num_eval_episodes=2,
+        holdout_batch_size=2,
+      )
+    with self.assertRaisesRegex(ValueError, "holding out every 9th"):
+      train.offline_data(episodes, holdout_every=9)
+
   def test_data_parallel_arguments_checked(self):
     make = functools.partial(
       train.make_offline_train,

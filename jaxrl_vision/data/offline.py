@@ -5,6 +5,7 @@ Episodes store every observation once (o_0 .. o_T) and rebuild transitions
 step, not two. Disk storage is in `episode_store.py`.
 """
 
+import functools
 from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
@@ -105,6 +106,88 @@ def make_collector(
   return collect
 
 
+def _where_rows(mask: np.ndarray, new: np.ndarray, old: np.ndarray):
+  """`new` where `mask` (its leading axes), else `old`."""
+  return np.where(
+    mask.reshape(mask.shape + (1,) * (new.ndim - mask.ndim)), new, old
+  )
+
+
+def make_stepped_collector(
+  policies: Sequence[Policy], weights: Sequence[float]
+) -> Callable[[Any, jax.Array], Episodes]:
+  """Returns `collect(programs, key) -> Episodes` (numpy, on the host).
+
+  `make_collector`'s policy mix stepped from the host over shared env
+  programs (`train.EpisodePrograms`: `start`, `advance`, `model`,
+  `num_episodes`; one episode per world): the env step, most of a
+  collector's compile time, is the program that evaluations already
+  compiled, and only the policies' act is compiled here (once per world
+  count). The episodes follow `make_collector`'s rules, with their own
+  use of `key`: each picks one policy with probability `weights[i]`;
+  steps after an episode's end are padding (the last observation
+  repeated, zero action and reward, excluded by `length`).
+  """
+  if len(policies) != len(weights) or not policies:
+    raise ValueError("need one weight per policy, and at least one policy")
+  if min(weights) < 0 or sum(weights) <= 0:
+    raise ValueError(f"weights must be >= 0 with a positive sum: {weights}")
+  logits = jnp.log(jnp.asarray(weights, jnp.float32))
+
+  @functools.partial(jax.jit, static_argnums=1)
+  def draw(key, num):
+    choice_key, episode_key = jax.random.split(key)
+    choice = jax.random.categorical(choice_key, logits, shape=(num,))
+    return choice.astype(jnp.int32), jax.random.split(episode_key, num)
+
+  @jax.jit
+  def act(model, env_state, key, choice, episode_keys):
+    def one(state, key, episode_key, choice):
+      # Every policy acts and the episode's own is kept (as make_collector).
+      actions = [p(model, state, key, episode_key) for p in policies]
+      return jnp.stack(actions)[choice]
+
+    keys = jax.random.split(key, choice.shape[0])
+    return jax.vmap(one)(env_state, keys, episode_keys, choice)
+
+  def collect(programs, key: jax.Array) -> Episodes:
+    draw_key, run_key = jax.random.split(key)
+    choice, episode_keys = draw(draw_key, programs.num_episodes)
+    carry, step_keys = programs.start(programs.model, run_key)
+    obs, steps = [jax.device_get(carry.env_state.obs)], []
+    for step_key in step_keys:
+      action = act(
+        programs.model, carry.env_state, step_key, choice, episode_keys
+      )
+      after = programs.advance(programs.model, carry, action)
+      state = after.env_state  # only what is kept leaves the device
+      valid, action, now = jax.device_get(
+        (~carry.done, action, (state.obs, state.reward, state.terminated))
+      )
+      now_obs, reward, terminated = now
+      steps.append((valid, action, reward, terminated))
+      # A finished world's frames repeat its last one (padding).
+      obs.append(
+        jax.tree.map(functools.partial(_where_rows, valid), now_obs, obs[-1])
+      )
+      carry = after
+    valid, action, reward, terminated = (
+      np.stack(x, 1) for x in zip(*steps, strict=True)
+    )
+    action = _where_rows(valid, action, np.zeros_like(action))
+    return Episodes(
+      obs=jax.tree.map(lambda *frames: np.stack(frames, 1), *obs),
+      action=action,
+      reward=np.where(valid, reward, 0.0).astype(np.float32),
+      terminated=valid & terminated,
+      length=valid.sum(1).astype(np.int32),
+      success=np.asarray(jax.device_get(carry.final["success"]), np.float32),
+      policy=np.asarray(choice),
+    )
+
+  return collect
+
+
 def episodes_structure(env: types.Env) -> Episodes:
   """The abstract Episodes (ShapeDtypeStructs) that `env`'s collector
   writes, e.g. for `episode_store.read`; nothing is simulated."""
@@ -156,14 +239,16 @@ def discounted_returns(
 def make_sampler(
   batch_size: int, gamma: float | None = None
 ) -> Callable[..., types.Transition]:
-  """`sample(episodes, index, key, num_rows=None) -> Transition`
-  [batch_size, ...].
+  """`sample(episodes, index, key, num_rows=None, first_row=0) ->
+  Transition` [batch_size, ...].
 
   `index` is `transition_index(episodes.length)` (on device), so sampling is
   uniform over transitions and never crosses an episode's end. With
   `num_rows` (an int or a traced () int32), only the first `num_rows` rows
   of `index` are drawn: the rest is padding (a device's shard of a dataset,
-  `train.offline_data_shards`). The key is the data-stream position: keep it
+  `train.offline_data_shards`); with `first_row`, only the rows from
+  `first_row` on (the other episodes of one with held-out episodes, whose
+  rows come first). The key is the data-stream position: keep it
   in the training state and a resumed run draws the same batches. With
   `gamma`, each transition also carries `mc_return`, the discounted return
   its episode actually collected from o_t on (`discounted_returns`; T
@@ -175,9 +260,10 @@ def make_sampler(
     index: jax.Array,
     key: jax.Array,
     num_rows: int | jax.Array | None = None,
+    first_row: int | jax.Array = 0,
   ):
     num_rows = index.shape[0] if num_rows is None else num_rows
-    rows = jax.random.randint(key, (batch_size,), 0, num_rows)
+    rows = jax.random.randint(key, (batch_size,), first_row, num_rows)
     e, t = index[rows, 0], index[rows, 1]
     mc_return = None
     if gamma is not None:

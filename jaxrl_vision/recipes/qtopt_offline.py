@@ -56,6 +56,18 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   v.number_in(config, "search.arch_momentum", 0, 1, high_open=True)
   v.non_negative_int(config, "search.warmup_iterations")
   v.number_in(config, "search.entropy_weight", 0, 100)
+  holdout_every = v.non_negative_int(config, "search.holdout_every")
+  if holdout_every == 1:
+    raise v.ConfigError(
+      "search.holdout_every", 1, "0 (no split) or >= 2 (1 holds out all)"
+    )
+  arch_batch = v.non_negative_int(config, "search.arch_batch_size")
+  if bool(holdout_every) != bool(arch_batch):
+    raise v.ConfigError(
+      "search.arch_batch_size",
+      arch_batch,
+      f"must be > 0 exactly when search.holdout_every is ({holdout_every})",
+    )
   v.number_in(config, "agent.momentum", 0, 1, high_open=True)
   v.number_in(config, "agent.gamma", 0, 1)
   v.number_in(config, "agent.polyak_decay", 0, 1)
@@ -92,6 +104,20 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   v.multiple_of(
     config, "train.batch_size", num_devices, f"split over {num_devices} devices"
   )
+  if config.search.arch_batch_size:
+    v.multiple_of(
+      config,
+      "search.arch_batch_size",
+      num_devices,
+      f"split over {num_devices} devices",
+    )
+    if config.search.arch_batch_size >= config.train.batch_size:
+      raise v.ConfigError(
+        "search.arch_batch_size",
+        config.search.arch_batch_size,
+        f"must be < train.batch_size ({config.train.batch_size}): held-out "
+        "transitions take that many of each batch's places",
+      )
   v.positive_int(config, "train.num_iterations")
   v.positive_int(config, "train.num_updates_per_iteration")
   v.positive_int(config, "eval.num_episodes")
@@ -113,15 +139,17 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
 
 
 def device_data(
-  episodes: offline.Episodes, num_devices: int
+  episodes: offline.Episodes, num_devices: int, holdout_every: int = 0
 ) -> train.OfflineData:
   """The dataset laid out as `make_train` on `num_devices` devices takes
   it: on the default device for one, else one slice of episodes per
   device (`train.offline_data_shards`, host arrays that
-  `data_parallel.place_data` places)."""
+  `data_parallel.place_data` places); every `holdout_every`-th episode
+  held out for a search's architecture gradient (`search.holdout_every`;
+  runs without architecture parameters sample all of them)."""
   if num_devices == 1:
-    return train.offline_data(episodes)
-  return train.offline_data_shards(episodes, num_devices)
+    return train.offline_data(episodes, holdout_every)
+  return train.offline_data_shards(episodes, num_devices, holdout_every)
 
 
 def load_data(
@@ -132,7 +160,10 @@ def load_data(
   episodes, manifest = episode_store.read(
     config.dataset.path, offline.episodes_structure(env)
   )
-  return device_data(episodes, num_devices), episode_store.fingerprint(manifest)
+  return (
+    device_data(episodes, num_devices, config.search.holdout_every),
+    episode_store.fingerprint(manifest),
+  )
 
 
 def _optimizer(name: str, learning_rate: float, momentum: float | None = None):
@@ -190,8 +221,17 @@ def make_agent(
     conservative_weight=a.conservative_weight,
     conservative_samples=a.conservative_samples,
     image_shift=a.image_shift,
+    arch_batch_size=arch_batch_size(config),
     axis_name=axis_name,
   )
+
+
+def arch_batch_size(config: ml_collections.ConfigDict) -> int:
+  """Held-out examples per update for the architecture's gradient, of
+  the update's `train.batch_size`: the configured number for a network
+  with architecture parameters, else 0 (every example trains weights)."""
+  arch = space.architecture(config.network.architecture)
+  return config.search.arch_batch_size if space.has_arch_params(arch) else 0
 
 
 def make_q_function(config: ml_collections.ConfigDict, env):
@@ -226,12 +266,14 @@ def make_train(
   if data is None:
     data = load_data(config, env, num_devices)
   dataset, fingerprint = data
+  held = arch_batch_size(config)
   return train.make_offline_train(
     env,
     env.init_model(),
     agent,
     dataset,
-    batch_size=config.train.batch_size,
+    # A search's batch: held-out transitions take `held` of its places.
+    batch_size=config.train.batch_size - held,
     num_updates_per_iteration=config.train.num_updates_per_iteration,
     num_iterations=config.train.num_iterations,
     num_eval_episodes=config.eval.num_episodes,
@@ -241,6 +283,7 @@ def make_train(
     axis_name=axis_name,
     num_devices=num_devices,
     episode_programs=episode_programs,
+    holdout_batch_size=held,
   )
 
 

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl.testing import absltest
 
+from jaxrl_vision import train
 from jaxrl_vision import types
 from jaxrl_vision.data import offline
 from jaxrl_vision.envs import catch
@@ -111,6 +112,76 @@ class CollectorTest(absltest.TestCase):
       offline.make_collector(self.env, [catch_expert], [0.5, 0.5])
     with self.assertRaises(ValueError):
       offline.make_collector(self.env, [catch_expert], [-1.0])
+
+
+class SteppedCollectorTest(absltest.TestCase):
+  """`make_stepped_collector`: the policy mix stepped from the host over
+  shared env programs."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    env = catch.make_catch(rows=ROWS, cols=COLS)
+    cls.env = env._replace(spec=env.spec._replace(max_episode_steps=8))
+    cls.programs = train.make_episode_programs(
+      cls.env, cls.env.init_model(), 64
+    )
+
+  def collect(self, weights, seed=0):
+    collect = offline.make_stepped_collector(
+      [catch_expert, random_policy], weights
+    )
+    return collect(self.programs, jax.random.key(seed))
+
+  def test_shapes_padding_and_replay(self):
+    ep = self.collect([0.5, 0.5], seed=3)
+    chex.assert_shape(ep.obs, (64, 9, ROWS, COLS, 3))  # o_0 .. o_8
+    chex.assert_shape(ep.action, (64, 8))
+    np.testing.assert_array_equal(ep.length, 5)  # catch ends after rows-1
+    np.testing.assert_array_equal(ep.reward[:, 5:], 0.0)
+    np.testing.assert_array_equal(ep.action[:, 5:], 0)
+    self.assertFalse(np.any(ep.terminated[:, 5:]))
+    np.testing.assert_array_equal(ep.terminated[:, 4], True)
+    for t in range(6, 9):
+      np.testing.assert_array_equal(ep.obs[:, t], ep.obs[:, 5])
+    # The worlds are the programs' start from the key's second half; each
+    # stored action leads to the stored next frame and reward.
+    carry, _ = self.programs.start(
+      self.programs.model, jax.random.split(jax.random.key(3))[1]
+    )
+    state = carry.env_state
+    np.testing.assert_array_equal(state.obs, ep.obs[:, 0])
+    step = jax.vmap(self.env.step, in_axes=(None, 0, 0))
+    for t in range(5):
+      state = step(self.programs.model, state, ep.action[:, t])
+      np.testing.assert_array_equal(state.obs, ep.obs[:, t + 1])
+      np.testing.assert_array_equal(state.reward, ep.reward[:, t])
+    # Both policies acted, and the random one's moves vary.
+    self.assertBetween(float(np.mean(ep.policy == 0)), 0.3, 0.7)
+    self.assertLen(np.unique(ep.action[ep.policy == 1, :5]), 3)
+
+  def test_expert_catches_random_mostly_misses_and_shares_the_program(self):
+    expert = self.collect([1.0, 0.0])
+    np.testing.assert_array_equal(expert.policy, 0)
+    np.testing.assert_array_equal(expert.success, 1.0)
+    np.testing.assert_array_equal(expert.reward[:, 4], 1.0)
+    random = self.collect([0.0, 1.0])
+    np.testing.assert_array_equal(random.policy, 1)
+    self.assertLess(float(np.mean(random.success)), 0.6)
+    np.testing.assert_array_equal(random.success, random.reward.sum(1) > 0)
+    # An evaluation over the same programs compiles no other env step.
+    train.run_episodes(
+      self.programs,
+      jax.jit(lambda s, k: jnp.zeros((64,), jnp.int32)),
+      jax.random.key(1),
+    )
+    self.assertEqual(self.programs.advance._cache_size(), 1)
+
+  def test_bad_weights_raise(self):
+    with self.assertRaises(ValueError):
+      offline.make_stepped_collector([catch_expert], [0.5, 0.5])
+    with self.assertRaises(ValueError):
+      offline.make_stepped_collector([catch_expert], [-1.0])
 
 
 class IndexAndSamplerTest(absltest.TestCase):

@@ -125,6 +125,20 @@ class ValidateTest(absltest.TestCase):
       ({"search.arch_momentum": 1.0}, "search.arch_momentum"),
       ({"search.warmup_iterations": -1}, "search.warmup_iterations"),
       ({"search.entropy_weight": -0.1}, "search.entropy_weight"),
+      ({"search.holdout_every": 1}, "search.holdout_every"),
+      ({"search.holdout_every": -2}, "search.holdout_every"),
+      (
+        {"search.holdout_every": 5, "search.arch_batch_size": 0},
+        "search.arch_batch_size",
+      ),
+      (
+        {"search.holdout_every": 0, "search.arch_batch_size": 4},
+        "search.arch_batch_size",
+      ),
+      (  # held-out transitions take places of the batch (smoke: 8)
+        {"search.holdout_every": 5, "search.arch_batch_size": 8},
+        "search.arch_batch_size",
+      ),
       ({"agent.cem_elites": 100}, "agent.cem_elites"),
       ({"train.seed_batching": "pmap"}, "train.seed_batching"),
     )
@@ -136,6 +150,12 @@ class ValidateTest(absltest.TestCase):
     qtopt_offline.validate(phase(), 8)  # smoke: batch 8
     with self.assertRaisesRegex(validation.ConfigError, "train.batch_size"):
       qtopt_offline.validate(phase(), 3)
+    with self.assertRaisesRegex(
+      validation.ConfigError, "search.arch_batch_size"
+    ):
+      qtopt_offline.validate(
+        phase(**{"search.holdout_every": 5, "search.arch_batch_size": 4}), 8
+      )
     # A dataset on disk must split into equal slices of episodes.
     directory = tempfile.mkdtemp()
     self.addCleanup(shutil.rmtree, directory)

@@ -182,6 +182,7 @@ def make_qtopt(
   conservative_weight: float = 0.0,
   conservative_samples: int = 8,
   image_shift: int = 0,
+  arch_batch_size: int = 0,
   axis_name: str | None = None,
 ) -> types.Agent:
   """Builds QT-Opt with a clipped double-Q target (spec B1.3, B1.7).
@@ -214,6 +215,14 @@ def make_qtopt(
       (`augment.random_shift`, +-image_shift pixels, independently for s
       and s' and per example); 0 (the paper) turns it off. Acting never
       augments.
+    arch_batch_size: 0 (the paper): one loss over the batch trains every
+      parameter. n > 0: the batch's last n examples (held-out episodes,
+      `train.make_offline_train(holdout_batch_size=n)`) give the
+      architecture parameters' (`is_arch_param`, all in the head)
+      gradient, from their log loss alone (no CQL term), and the others
+      the weights' (a first-order DARTS split: on a small dataset the
+      training loss rewards the ops that fit it best, not those that
+      generalise).
     axis_name: when set, gradients and metrics are averaged over that mapped
       axis, so every device applies the same update.
 
@@ -228,6 +237,8 @@ def make_qtopt(
     raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
   if image_shift < 0:
     raise ValueError(f"image_shift must be >= 0, got {image_shift}")
+  if arch_batch_size < 0:
+    raise ValueError(f"arch_batch_size must be >= 0, got {arch_batch_size}")
   acting_cem = dict(
     iterations=cem_iterations, num_samples=cem_samples, num_elites=cem_elites
   )
@@ -284,13 +295,8 @@ def make_qtopt(
     )  # [B]
     return jax.lax.stop_gradient(v_t)
 
-  def loss_fn(params, batch: types.Transition, v_t, key):
-    # The trunk runs once; the head also scores sampled actions for CQL.
-    features = q_function.trunk(params, batch.obs_tm1["image"])
-    state_tm1 = proprio_state(batch.obs_tm1)
-    logit_tm1 = q_function.head(
-      params, features, state_tm1, batch.action_tm1
-    )  # [B]
+  def targets(batch: types.Transition, v_t):
+    """[B] the log loss's labels: the configured `target`."""
     bellman = jax.vmap(losses.qtopt_target, in_axes=(0, 0, 0, None))(
       batch.reward_t.astype(jnp.float32),
       batch.discount_t.astype(jnp.float32),
@@ -298,18 +304,26 @@ def make_qtopt(
       gamma,
     )
     if target == "bellman":
-      y = bellman
-    else:
-      if batch.mc_return is None:
-        raise ValueError(
-          f"target={target!r} needs batches with mc_return (an offline "
-          "sampler made with gamma)"
-        )
-      mc_return = batch.mc_return.astype(jnp.float32)
-      if target == "return":
-        y = jnp.clip(mc_return, 0.0, 1.0)
-      else:
-        y = jax.vmap(losses.lower_bounded_target)(bellman, mc_return)
+      return bellman
+    if batch.mc_return is None:
+      raise ValueError(
+        f"target={target!r} needs batches with mc_return (an offline "
+        "sampler made with gamma)"
+      )
+    mc_return = batch.mc_return.astype(jnp.float32)
+    if target == "return":
+      return jnp.clip(mc_return, 0.0, 1.0)
+    return jax.vmap(losses.lower_bounded_target)(bellman, mc_return)
+
+  def loss_fn(params, batch: types.Transition, v_t, key, features=None):
+    # The trunk runs once; the head also scores sampled actions for CQL.
+    if features is None:
+      features = q_function.trunk(params, batch.obs_tm1["image"])
+    state_tm1 = proprio_state(batch.obs_tm1)
+    logit_tm1 = q_function.head(
+      params, features, state_tm1, batch.action_tm1
+    )  # [B]
+    y = targets(batch, v_t)
     log_loss = jnp.mean(jax.vmap(losses.log_loss)(logit_tm1, y))
     l2 = losses.l2_penalty(params, l2_scale, is_arch_param)
     loss, extra = log_loss + l2, {}
@@ -334,6 +348,47 @@ def make_qtopt(
       "target_mean": jnp.mean(y),
       "v_next_mean": jnp.mean(v_t),
     }
+
+  def frozen(params, arch: bool):
+    """`params` with the architecture's (arch) or the weights' leaves out
+    of the gradient."""
+    return jax.tree_util.tree_map_with_path(
+      lambda path, x: (
+        jax.lax.stop_gradient(x) if is_arch_param(path) == arch else x
+      ),
+      params,
+    )
+
+  def split_loss_fn(params, batch: types.Transition, v_t, key):
+    """The weights' loss on the batch's first examples plus the
+    architecture's held-out log loss on its last `arch_batch_size`; each
+    gradient reaches only its own parameters. The trunk runs once: the
+    architecture parameters live in the head (`networks.visionary`), so
+    the held-out examples' features are constants. Metrics are the
+    weights' part's ("loss" included), plus "arch_log_loss"."""
+    n = v_t.shape[0] - arch_batch_size
+    part = lambda x, s: jax.tree.map(lambda y: y[s], x)  # noqa: E731
+    first, last = slice(None, n), slice(n, None)
+    weights_view = frozen(params, arch=True)
+    features = q_function.trunk(weights_view, batch.obs_tm1["image"])
+    loss, aux = loss_fn(
+      weights_view,
+      part(batch, first),
+      v_t[first],
+      key,
+      features=part(features, first),
+    )
+    held = part(batch, last)
+    logit = q_function.head(
+      frozen(params, arch=False),
+      jax.lax.stop_gradient(part(features, last)),
+      proprio_state(held.obs_tm1),
+      held.action_tm1,
+    )
+    arch_loss = jnp.mean(
+      jax.vmap(losses.log_loss)(logit, targets(held, v_t[last]))
+    )
+    return loss + arch_loss, {**aux, "loss": loss, "arch_log_loss": arch_loss}
 
   def shift_images(key, obs):
     return {
@@ -369,9 +424,9 @@ def make_qtopt(
       v_t = next_value(
         state.polyak_params, state.lagged_params, batch.obs_t, cem_key
       )
-    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-      state.params, batch, v_t, loss_key
-    )
+    (loss, aux), grads = jax.value_and_grad(
+      split_loss_fn if arch_batch_size else loss_fn, has_aux=True
+    )(state.params, batch, v_t, loss_key)
     metrics = {"loss": loss, **aux}
     if axis_name is not None:  # the only multi-device line in the agent
       grads, metrics = jax.lax.pmean((grads, metrics), axis_name)

@@ -693,5 +693,63 @@ class QtOptUpdateTest(chex.TestCase):
     self.assertTrue(np.all(info["q"] > 0.9))
 
 
+class ArchSplitTest(absltest.TestCase):
+  """arch_batch_size: the batch's last examples train only the
+  architecture parameters (by their log loss), the others only the
+  weights (by the whole loss)."""
+
+  def test_each_part_of_the_batch_trains_its_own_params(self):
+    q_function = make_mlp_q_function()
+
+    def is_arch(path):  # the head's last layer stands in for the logits
+      return any(getattr(k, "key", k) == "Dense_2" for k in path)
+
+    common = dict(
+      optimizer=optax.sgd(1.0),
+      target="return",
+      is_arch_param=is_arch,
+      conservative_weight=1.0,
+      conservative_samples=2,
+    )
+    split = make_agent(q_function, arch_batch_size=4, **common)
+    joint = make_agent(q_function, **common)
+    # The held-out part's loss is its log loss alone (no CQL term).
+    plain = make_agent(q_function, **dict(common, conservative_weight=0.0))
+    batch = random_batch(5, 12)._replace(
+      mc_return=np.random.default_rng(6).uniform(size=12).astype(np.float32)
+    )
+    part = lambda s: jax.tree.map(lambda x: x[s], batch)  # noqa: E731
+    state = split.init(
+      jax.random.key(0), random_obs(0, 1), np.zeros((1, 7), np.float32)
+    )
+    after, metrics = jax.jit(split.update)(state, batch)
+    first, first_metrics = jax.jit(joint.update)(state, part(slice(8)))
+    last, last_metrics = jax.jit(plain.update)(state, part(slice(8, None)))
+    whole, _ = jax.jit(joint.update)(state, batch)
+    np.testing.assert_allclose(metrics["loss"], first_metrics["loss"])
+    np.testing.assert_allclose(
+      metrics["arch_log_loss"], last_metrics["log_loss"]
+    )
+    flat = jax.tree_util.tree_flatten_with_path
+    leaves = zip(
+      flat(after.params)[0],
+      jax.tree.leaves(first.params),
+      jax.tree.leaves(last.params),
+      jax.tree.leaves(whole.params),
+      strict=True,
+    )
+    arch_leaves = 0
+    for (path, got), from_first, from_last, from_whole in leaves:
+      want = from_last if is_arch(path) else from_first
+      arch_leaves += is_arch(path)
+      np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+      self.assertFalse(np.allclose(got, from_whole))
+    self.assertEqual(arch_leaves, 2)  # Dense_2's kernel and bias
+
+  def test_negative_size_raises(self):
+    with self.assertRaisesRegex(ValueError, "arch_batch_size"):
+      make_agent(make_mlp_q_function(), arch_batch_size=-1)
+
+
 if __name__ == "__main__":
   absltest.main()
