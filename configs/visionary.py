@@ -21,17 +21,21 @@ transitions cannot learn with its learner: 32 px images from a wrist camera
 with coordinate channels, Adam, Monte-Carlo return targets with a CQL
 penalty, batch 64, terminate_on_close, a denser bin than `grasp`'s default,
 and a dataset of behaviour policies that contrast right and wrong x-y at the
-grasp (`envs.manipulation.scripted`). Measured on a fresh workdir with a
-cold cache (2-core CPU, 18:18 wall, 5 seeds per group, 100 episodes each):
-baseline 53.6 +- 11.0 % (seeds 52, 70, 54, 53, 39), found 47.8 +- 9.5 %
-(seeds 54, 37, 53, 57, 38; t = -0.89, p = 0.40: no better, no
-significant difference); the straight descent 10 %, random 0 %, the
-expert 100 %. The search decides (top merge weight 0.66-0.97 at 5/5
-locations in both seeds, gates 0.003-0.996) and its 2 seeds agree on 3 of
-5 merge ops (conv_b2_1 hadamard, conv_b2_2 and conv_b2_3 concat); the two
-search networks themselves score 66 % and 58 %. The found network's
-attention modules start near the identity (`networks.visionary.
-ATTENTION_BIAS`); with gates starting at 0.5 it scored 40.2 +- 6.6 %.
+grasp (`envs.manipulation.scripted`), 800 episodes of them; the search's
+logits learn from held-out episodes (`search.holdout_every`,
+`search.arch_batch_size`). Measured on a fresh workdir with a cold cache
+(2-core CPU, 28:17 wall, over the 20-minute target; 5 seeds per group,
+100 episodes each): found 71.8 +- 10.1 % (seeds 71, 82, 82, 60, 64),
+baseline 62.6 +- 5.3 % (seeds 55, 62, 63, 63, 70), gap +9.2 points
+(t = 1.80, df 8, p = 0.11: better, not significantly); the straight
+descent 10 %, random 0 %, the expert 100 %. The search decides (top merge
+weight 0.53-0.99 at 5/5 locations in both seeds, gates 0.003-0.996) and
+its 2 seeds agree on 3 of 5 merge ops (pool2 concat, conv_b2_3 noop, pool3
+concat). Found: concat, concat, hadamard, noop, concat, one or two attention
+edges per location. With the logits on the training loss (the paper's
+joint step, 512 episodes) found scored 47.8 +- 9.5 % against 53.6 +-
+11.0 %. The found network's attention modules start near the identity
+(`networks.visionary.ATTENTION_BIAS`).
 
 Variants: `smoke` (seconds of training, for tests), `stack` (the paper's
 own task, same pipeline), `paper` (the paper's
