@@ -429,33 +429,23 @@ class OfflineTrainTest(chex.TestCase):
     agent = CountingAgent.make(self.env.spec.num_actions)._replace(
       update=update
     )
-    trainer = train.make_offline_train(
+    make = functools.partial(
+      train.make_offline_train,
       self.env,
       self.env.init_model(),
       agent,
-      data,
-      batch_size=5,
       num_updates_per_iteration=4,
       num_iterations=1,
       num_eval_episodes=2,
-      holdout_batch_size=6,
     )
+    trainer = make(data, batch_size=5, holdout_batch_size=6)
     state = jax.jit(trainer.init)(jax.random.key(0))
     _, metrics = jax.jit(trainer.step)(state, trainer.data)
     self.assertEqual(float(metrics["sum/learner/first_held"]), 0.0)
     self.assertEqual(float(metrics["sum/learner/last_held"]), 4 * 6.0)
     self.assertEqual(float(metrics["sum/learner/size"]), 4 * 11.0)
     # Control: without the split, batches mix both kinds of episodes.
-    mixed = train.make_offline_train(
-      self.env,
-      self.env.init_model(),
-      agent,
-      data,
-      batch_size=11,
-      num_updates_per_iteration=4,
-      num_iterations=1,
-      num_eval_episodes=2,
-    )
+    mixed = make(data, batch_size=11)
     _, metrics = jax.jit(mixed.step)(state, mixed.data)
     self.assertGreater(float(metrics["sum/learner/first_held"]), 0.0)
     # Per-device slices hold out their own episodes (local numbers 1, 3).
@@ -465,17 +455,7 @@ class OfflineTrainTest(chex.TestCase):
       self.assertEqual(n, int(length[4 * d + 1] + length[4 * d + 3]))
       np.testing.assert_array_equal(shards.index[d, :n, 0] % 2, 1)
     with self.assertRaisesRegex(ValueError, "held-out episodes"):
-      train.make_offline_train(
-        self.env,
-        self.env.init_model(),
-        agent,
-        train.offline_data(episodes),
-        batch_size=5,
-        num_updates_per_iteration=1,
-        num_iterations=1,
-        num_eval_episodes=2,
-        holdout_batch_size=2,
-      )
+      make(train.offline_data(episodes), batch_size=5, holdout_batch_size=2)
     with self.assertRaisesRegex(ValueError, "holding out every 9th"):
       train.offline_data(episodes, holdout_every=9)
 

@@ -36,6 +36,15 @@ class Episodes(NamedTuple):
   policy: jax.Array  # [E] int32, index of the policy that acted
 
 
+def _mix_logits(policies: Sequence[Policy], weights: Sequence[float]):
+  """Log-weights of a policy mix; ValueError if malformed."""
+  if len(policies) != len(weights) or not policies:
+    raise ValueError("need one weight per policy, and at least one policy")
+  if min(weights) < 0 or sum(weights) <= 0:
+    raise ValueError(f"weights must be >= 0 with a positive sum: {weights}")
+  return jnp.log(jnp.asarray(weights, jnp.float32))
+
+
 def make_collector(
   env: types.Env,
   policies: Sequence[Policy],
@@ -50,11 +59,7 @@ def make_collector(
   those steps are padding, excluded by `length`. The env must report
   `metrics["success"]`.
   """
-  if len(policies) != len(weights) or not policies:
-    raise ValueError("need one weight per policy, and at least one policy")
-  if min(weights) < 0 or sum(weights) <= 0:
-    raise ValueError(f"weights must be >= 0 with a positive sum: {weights}")
-  logits = jnp.log(jnp.asarray(weights, jnp.float32))
+  logits = _mix_logits(policies, weights)
   horizon = env.spec.max_episode_steps
 
   def one_episode(model, key):
@@ -106,11 +111,9 @@ def make_collector(
   return collect
 
 
-def _where_rows(mask: np.ndarray, new: np.ndarray, old: np.ndarray):
-  """`new` where `mask` (its leading axes), else `old`."""
-  return np.where(
-    mask.reshape(mask.shape + (1,) * (new.ndim - mask.ndim)), new, old
-  )
+def _rows(mask: np.ndarray, like: np.ndarray) -> np.ndarray:
+  """`mask` [N, T] with trailing unit axes to broadcast against `like`."""
+  return mask.reshape(mask.shape + (1,) * (like.ndim - mask.ndim))
 
 
 def make_stepped_collector(
@@ -128,11 +131,7 @@ def make_stepped_collector(
   steps after an episode's end are padding (the last observation
   repeated, zero action and reward, excluded by `length`).
   """
-  if len(policies) != len(weights) or not policies:
-    raise ValueError("need one weight per policy, and at least one policy")
-  if min(weights) < 0 or sum(weights) <= 0:
-    raise ValueError(f"weights must be >= 0 with a positive sum: {weights}")
-  logits = jnp.log(jnp.asarray(weights, jnp.float32))
+  logits = _mix_logits(policies, weights)
 
   @functools.partial(jax.jit, static_argnums=1)
   def draw(key, num):
@@ -154,34 +153,39 @@ def make_stepped_collector(
     draw_key, run_key = jax.random.split(key)
     choice, episode_keys = draw(draw_key, programs.num_episodes)
     carry, step_keys = programs.start(programs.model, run_key)
-    obs, steps = [jax.device_get(carry.env_state.obs)], []
-    for step_key in step_keys:
+    first, steps = carry.env_state.obs, []
+    for step_key in step_keys:  # device arrays only: no sync per step
       action = act(
         programs.model, carry.env_state, step_key, choice, episode_keys
       )
       after = programs.advance(programs.model, carry, action)
-      state = after.env_state  # only what is kept leaves the device
-      valid, action, now = jax.device_get(
-        (~carry.done, action, (state.obs, state.reward, state.terminated))
-      )
-      now_obs, reward, terminated = now
-      steps.append((valid, action, reward, terminated))
-      # A finished world's frames repeat its last one (padding).
-      obs.append(
-        jax.tree.map(functools.partial(_where_rows, valid), now_obs, obs[-1])
+      state = after.env_state
+      steps.append(
+        (~carry.done, action, state.reward, state.terminated, state.obs)
       )
       carry = after
-    valid, action, reward, terminated = (
-      np.stack(x, 1) for x in zip(*steps, strict=True)
+    first, steps, success = jax.device_get(
+      (first, steps, carry.final["success"])
     )
-    action = _where_rows(valid, action, np.zeros_like(action))
+    valid, action, reward, terminated, obs = (
+      jax.tree.map(lambda *x: np.stack(x, 1), *part)
+      for part in zip(*steps, strict=True)
+    )
+    # Past its end a world's frames repeat its last one (padding):
+    # stored frame t is frame min(t, length).
+    length = valid.sum(1)
+    last = np.minimum(np.arange(valid.shape[1] + 1), length[:, None])
+    rows = np.arange(len(length))[:, None]
+    obs = jax.tree.map(
+      lambda o0, o: np.concatenate([o0[:, None], o], 1)[rows, last], first, obs
+    )
     return Episodes(
-      obs=jax.tree.map(lambda *frames: np.stack(frames, 1), *obs),
-      action=action,
+      obs=obs,
+      action=np.where(_rows(valid, action), action, 0).astype(action.dtype),
       reward=np.where(valid, reward, 0.0).astype(np.float32),
       terminated=valid & terminated,
-      length=valid.sum(1).astype(np.int32),
-      success=np.asarray(jax.device_get(carry.final["success"]), np.float32),
+      length=length.astype(np.int32),
+      success=np.asarray(success, np.float32),
       policy=np.asarray(choice),
     )
 

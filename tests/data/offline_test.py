@@ -26,6 +26,30 @@ def random_policy(model, state, key, episode_key):
   return jax.random.randint(key, (), 0, 3, jnp.int32)
 
 
+def assert_catch_padding(test, ep):
+  """Catch (6 rows, horizon 8) ends after 5 steps; padding: no reward, no
+  termination, frozen observations."""
+  np.testing.assert_array_equal(ep.length, 5)
+  np.testing.assert_array_equal(ep.reward[:, 5:], 0.0)
+  test.assertFalse(np.any(ep.terminated[:, 5:]))
+  np.testing.assert_array_equal(ep.terminated[:, 4], True)
+  for t in range(6, 9):
+    np.testing.assert_array_equal(ep.obs[:, t], ep.obs[:, 5])
+
+
+def assert_expert_catches_random_misses(test, collect):
+  """`collect(weights)` of [catch_expert, random_policy]: returns the
+  random policy's episodes."""
+  expert = collect([1.0, 0.0])
+  np.testing.assert_array_equal(expert.policy, 0)
+  np.testing.assert_array_equal(expert.success, 1.0)
+  np.testing.assert_array_equal(expert.reward[:, 4], 1.0)
+  random = collect([0.0, 1.0])
+  np.testing.assert_array_equal(random.policy, 1)
+  test.assertLess(float(np.mean(random.success)), 0.6)
+  return random
+
+
 class CollectorTest(absltest.TestCase):
   @classmethod
   def setUpClass(cls):
@@ -47,22 +71,10 @@ class CollectorTest(absltest.TestCase):
     ep = self.collect([0.5, 0.5], num=8)
     chex.assert_shape(ep.obs, (8, 9, ROWS, COLS, 3))  # o_0 .. o_8
     chex.assert_shape(ep.action, (8, 8))
-    np.testing.assert_array_equal(ep.length, 5)  # catch ends after rows-1
-    # Padding: no reward, no termination, frozen observations.
-    np.testing.assert_array_equal(ep.reward[:, 5:], 0.0)
-    self.assertFalse(np.any(ep.terminated[:, 5:]))
-    np.testing.assert_array_equal(ep.terminated[:, 4], True)
-    for t in range(6, 9):
-      np.testing.assert_array_equal(ep.obs[:, t], ep.obs[:, 5])
+    assert_catch_padding(self, ep)
 
   def test_expert_always_catches_and_random_mostly_misses(self):
-    expert = self.collect([1.0, 0.0])
-    np.testing.assert_array_equal(expert.policy, 0)
-    np.testing.assert_array_equal(expert.success, 1.0)
-    np.testing.assert_array_equal(expert.reward[:, 4], 1.0)
-    random = self.collect([0.0, 1.0])
-    np.testing.assert_array_equal(random.policy, 1)
-    self.assertLess(float(np.mean(random.success)), 0.6)
+    assert_expert_catches_random_misses(self, self.collect)
 
   def test_mix_follows_weights_and_lands_between(self):
     ep = self.collect([0.3, 0.7], num=256)
@@ -137,13 +149,8 @@ class SteppedCollectorTest(absltest.TestCase):
     ep = self.collect([0.5, 0.5], seed=3)
     chex.assert_shape(ep.obs, (64, 9, ROWS, COLS, 3))  # o_0 .. o_8
     chex.assert_shape(ep.action, (64, 8))
-    np.testing.assert_array_equal(ep.length, 5)  # catch ends after rows-1
-    np.testing.assert_array_equal(ep.reward[:, 5:], 0.0)
     np.testing.assert_array_equal(ep.action[:, 5:], 0)
-    self.assertFalse(np.any(ep.terminated[:, 5:]))
-    np.testing.assert_array_equal(ep.terminated[:, 4], True)
-    for t in range(6, 9):
-      np.testing.assert_array_equal(ep.obs[:, t], ep.obs[:, 5])
+    assert_catch_padding(self, ep)
     # The worlds are the programs' start from the key's second half; each
     # stored action leads to the stored next frame and reward.
     carry, _ = self.programs.start(
@@ -161,13 +168,7 @@ class SteppedCollectorTest(absltest.TestCase):
     self.assertLen(np.unique(ep.action[ep.policy == 1, :5]), 3)
 
   def test_expert_catches_random_mostly_misses_and_shares_the_program(self):
-    expert = self.collect([1.0, 0.0])
-    np.testing.assert_array_equal(expert.policy, 0)
-    np.testing.assert_array_equal(expert.success, 1.0)
-    np.testing.assert_array_equal(expert.reward[:, 4], 1.0)
-    random = self.collect([0.0, 1.0])
-    np.testing.assert_array_equal(random.policy, 1)
-    self.assertLess(float(np.mean(random.success)), 0.6)
+    random = assert_expert_catches_random_misses(self, self.collect)
     np.testing.assert_array_equal(random.success, random.reward.sum(1) > 0)
     # An evaluation over the same programs compiles no other env step.
     train.run_episodes(
