@@ -88,9 +88,12 @@ def phase_config(
   num_iterations: int,
   dataset_path: str,
   eval_every: int | None = None,
+  search: bool = False,
 ) -> ml_collections.ConfigDict:
   """The `qtopt_offline` run config of one phase (a group of seeds),
-  evaluated every `eval_every` iterations (default `config.eval.every`)."""
+  evaluated every `eval_every` iterations (default `config.eval.every`);
+  the `search` phase's agent takes `config.search.agent`'s departures
+  from `config.agent`."""
   c = ml_collections.ConfigDict()
   c.experiment = "qtopt_offline"
   c.seed = seed
@@ -111,6 +114,8 @@ def phase_config(
     )
   }
   c.agent = config.agent.to_dict()
+  if search:
+    c.agent.update(config.search.get("agent", {}))
   c.train = config.train.to_dict()
   c.train.num_iterations = num_iterations
   c.eval = config.eval.to_dict()
@@ -186,6 +191,14 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
       f"must be <= eval.num_episodes ({episodes}): the video records the "
       "first of the evaluation's worlds",
     )
+  unknown = sorted(set(config.search.get("agent", {})) - set(config.agent))
+  if unknown:
+    raise v.ConfigError(
+      "search.agent",
+      config.search.agent.to_dict(),
+      f"unknown agent keys {unknown}; valid: "
+      + ", ".join(sorted(config.agent)),
+    )
   for architecture in (config.search.architecture, "baseline"):
     qtopt_offline.validate(
       phase_config(
@@ -195,6 +208,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
         num_seeds=num_seeds,
         num_iterations=config.train.num_iterations,
         dataset_path=config.dataset.path or "<workdir>/dataset",
+        search=architecture != "baseline",
       ),
       num_devices,
     )
@@ -443,7 +457,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   del episodes
   recipe = qtopt_offline.make_recipe(data, programs)
 
-  def phase(architecture, seed, num_seeds, num_iterations, eval_every=None):
+  def phase(
+    architecture, seed, num_seeds, num_iterations, eval_every=None, search=False
+  ):
     return phase_config(
       config,
       architecture=architecture,
@@ -452,6 +468,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       num_iterations=num_iterations,
       dataset_path=os.path.abspath(dataset_dir),
       eval_every=eval_every,
+      search=search,
     )
 
   # 1. Search: architecture and weights trained jointly by the RL loss.
@@ -464,6 +481,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     # Its score is only reported beside the groups': one evaluation, at
     # the end.
     eval_every=config.search.num_iterations,
+    search=True,
   )
   search_dir = os.path.join(workdir, "search")
   _run_phase("search", search_config, search_dir, recipe)

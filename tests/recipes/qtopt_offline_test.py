@@ -169,5 +169,31 @@ class ValidateTest(absltest.TestCase):
       qtopt_offline.validate(config, 8)
 
 
+class PhaseConfigTest(absltest.TestCase):
+  def test_search_agent_departs_only_in_the_search(self):
+    config = visionary_config.get_config("smoke")
+    config.agent.conservative_samples = 4
+    config.search.agent = {"conservative_samples": 8}
+    kw = dict(seed=0, num_seeds=2, num_iterations=10, dataset_path="/x")
+    search = visionary.phase_config(
+      config, architecture="search", search=True, **kw
+    )
+    group = visionary.phase_config(config, architecture="baseline", **kw)
+    self.assertEqual(search.agent.conservative_samples, 8)
+    self.assertEqual(group.agent.conservative_samples, 4)
+    self.assertEqual(search.agent.gamma, group.agent.gamma)
+    visionary.validate(config, 1)
+    config.search.agent = {"conservative_sample": 8}  # a typo
+    with self.assertRaisesRegex(
+      validation.ConfigError, "search.agent.*conservative_sample"
+    ):
+      visionary.validate(config, 1)
+    config.search.agent = {"conservative_samples": 0}  # checked as agent's
+    with self.assertRaisesRegex(
+      validation.ConfigError, "agent.conservative_samples"
+    ):
+      visionary.validate(config, 1)
+
+
 if __name__ == "__main__":
   absltest.main()
