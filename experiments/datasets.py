@@ -60,12 +60,6 @@ def behaviour_policies(task, config):
   )
 
 
-def make_collector(task, config):
-  """The config's behaviour-policy mix as `offline.make_collector`'s
-  `collect(model, key, num_episodes)` (one scanned program)."""
-  return offline.make_collector(task.env, *behaviour_policies(task, config))
-
-
 def collect(config, log=print, programs=None) -> offline.Episodes:
   """Runs the dataset config's policy mix; numpy Episodes on the host.
 

@@ -98,19 +98,14 @@ def devices(config: ml_collections.ConfigDict) -> tuple[int, str | None]:
   return num_devices, mesh_lib.DATA_AXIS if num_devices > 1 else None
 
 
-def _trainer(config, recipe, num_devices, axis_name) -> train_lib.Trainer:
+def build(config: ml_collections.ConfigDict, recipe: recipes.Recipe) -> Setup:
+  """The trainer for this config on this job's devices, and its state layout."""
+  num_devices, axis_name = devices(config)
   trainer = recipe.make_train(config, axis_name, num_devices)
   if "num_seeds" in config:  # seeds as a vmapped axis of one program
     trainer = train_lib.vmap_seeds(
       trainer, config.num_seeds, seed_batching(config)
     )
-  return trainer
-
-
-def build(config: ml_collections.ConfigDict, recipe: recipes.Recipe) -> Setup:
-  """The trainer for this config on this job's devices, and its state layout."""
-  num_devices, axis_name = devices(config)
-  trainer = _trainer(config, recipe, num_devices, axis_name)
   if axis_name is not None:
     mesh = mesh_lib.make_mesh(num_devices, axis_name)
     trainer = data_parallel.data_parallel_trainer(trainer, mesh, axis_name)
@@ -532,22 +527,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
 def restore_final_state(
   workdir: str, recipe: recipes.Recipe, config: ml_collections.ConfigDict
 ) -> tuple[int, Any]:
-  """The newest checkpoint's state, e.g. to compare or evaluate runs.
-
-  On one device nothing compiles: the state's layout is its shapes on
-  that device. On several it is the compiled init's (`build`)."""
-  num_devices, axis_name = devices(config)
-  if axis_name is None:
-    one = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    shapes = jax.eval_shape(
-      _trainer(config, recipe, num_devices, None).init,
-      jax.random.split(jax.random.key(config.seed))[0],
-    )
-    abstract = jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=one), shapes
-    )
-  else:
-    abstract = build(config, recipe).abstract_state
+  """The newest checkpoint's state, e.g. to compare or evaluate runs."""
+  abstract = build(config, recipe).abstract_state
   manager = checkpoint.make_manager(os.path.join(workdir, "checkpoints"), 1000)
   try:
     restored = checkpoint.restore_latest(manager, abstract)

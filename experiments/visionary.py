@@ -115,7 +115,7 @@ def phase_config(
   }
   c.agent = config.agent.to_dict()
   if search:
-    c.agent.update(config.search.get("agent", {}))
+    c.agent.update(config.search.agent)
   c.train = config.train.to_dict()
   c.train.num_iterations = num_iterations
   c.eval = config.eval.to_dict()
@@ -191,7 +191,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
       f"must be <= eval.num_episodes ({episodes}): the video records the "
       "first of the evaluation's worlds",
     )
-  unknown = sorted(set(config.search.get("agent", {})) - set(config.agent))
+  unknown = sorted(set(config.search.agent) - set(config.agent))
   if unknown:
     raise v.ConfigError(
       "search.agent",

@@ -468,9 +468,10 @@ def make_offline_train(
     )
   local_batch = batch_size // num_devices
   sample = offline.make_sampler(local_batch, gamma)
-  sample_holdout = offline.make_sampler(
-    holdout_batch_size // num_devices, gamma
-  )
+  if holdout_batch_size:
+    sample_holdout = offline.make_sampler(
+      holdout_batch_size // num_devices, gamma
+    )
   # Shapes only: init must not close over the dataset (it would become a
   # constant of the compiled init).
   example_obs = jax.tree.map(
