@@ -387,7 +387,7 @@ def record_rollouts(
   key = jax.random.split(loop.eval_key(group_configs["found"]))[0]
   for name, cfg in group_configs.items():
     _, state = loop.restore_final_state(dirs[name], recipe, cfg)
-    agent_state = jax.tree.map(lambda x: x[0], state.agent)
+    agent_state = train.seed_slice(state.agent, 0)
     env = qtopt_offline.make_env(cfg)
     agent = qtopt_offline.make_agent(
       cfg, qtopt_offline.make_q_function(cfg, env)

@@ -81,6 +81,14 @@ def step_args(trainer: Trainer, state: TrainState) -> tuple[Any, ...]:
 SEED_BATCHING = ("vmap", "unroll")
 
 
+@jax.jit
+def seed_slice(tree: Any, k: jax.Array | int) -> Any:
+  """Run `k` of a pytree with a leading seed axis: one compiled slice of
+  the whole tree (slicing leaf by leaf from the host compiles and
+  dispatches a program per leaf shape)."""
+  return jax.tree.map(lambda x: x[k], tree)
+
+
 def vmap_seeds(
   trainer: Trainer, num_seeds: int, batching: str = "vmap"
 ) -> Trainer:
@@ -127,9 +135,7 @@ def vmap_seeds(
 
     def host_evaluate(agent_states, key):
       runs = [
-        trainer.host_evaluate(
-          jax.tree.map(lambda x, k=k: x[k], agent_states), key
-        )
+        trainer.host_evaluate(seed_slice(agent_states, k), key)
         for k in range(num_seeds)
       ]
       return jax.tree.map(lambda *xs: jnp.stack(xs), *runs)

@@ -4,10 +4,15 @@ import json
 import os
 import tempfile
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 from absl.testing import absltest
 
 from experiments import loop
 from experiments import rundir
+from jaxrl_vision.networks import visionary as networks
+from jaxrl_vision.search import visionary as space
 
 
 class ConfigDiffTest(absltest.TestCase):
@@ -59,3 +64,27 @@ class MetricsLogTest(absltest.TestCase):
 
 if __name__ == "__main__":
   absltest.main()
+
+
+class InitCompileTest(absltest.TestCase):
+  def test_init_options_give_the_same_bits(self):
+    # A network's init (two seeds vmapped, as a phase runs it) compiled
+    # with loop.init_compiler_options and with XLA's defaults.
+    q = networks.make_q_function(
+      "grasping_tiny", space.baseline_architecture(), 16, coord_channels=True
+    )
+    obs = {
+      "image": jnp.zeros((1, 16, 16, 3), jnp.uint8),
+      **{k: jnp.zeros((1,)) for k in ("gripper_closed", "height", "aperture")},
+    }
+    init = jax.jit(jax.vmap(lambda k: q.init(k, obs, jnp.zeros((1, 7)))))
+    keys = jax.random.split(jax.random.key(3), 2)
+    options = loop.init_compiler_options()
+    self.assertIsNotNone(options)  # the suite runs on XLA:CPU
+    fast = init.lower(keys).compile(compiler_options=options)(keys)
+    reference = init.lower(keys).compile()(keys)
+    self.assertGreater(len(jax.tree.leaves(reference)), 10)
+    for a, b in zip(
+      jax.tree.leaves(fast), jax.tree.leaves(reference), strict=True
+    ):
+      np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

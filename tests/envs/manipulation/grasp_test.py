@@ -340,9 +340,15 @@ class LayoutTest(absltest.TestCase):
     first = jax.jit(jax.vmap(task.env.reset, in_axes=(axes, 0)))(
       models, jax.random.split(jax.random.key(1), num_worlds)
     )
-    touching = jax.vmap(
-      lambda d: common.touching(d, layout.object_geoms, layout.object_geoms)
-    )(first.physics.data)  # [worlds, 3, 3]
+    # A reset state holds no contacts (common.reset_data): compute them.
+    touching = jax.jit(
+      jax.vmap(
+        lambda m, d: common.touching(
+          mjx.collision(m, d), layout.object_geoms, layout.object_geoms
+        ),
+        in_axes=(axes, 0),
+      )
+    )(models, first.physics.data)  # [worlds, 3, 3]
     self.assertFalse(np.any(np.asarray(touching) & ~np.eye(3, dtype=bool)))
     xy = np.asarray(first.physics.data.xpos[:, layout.object_bodies, :2])
     # Stricter than contacts: every pair's x-y footprint circles (this
