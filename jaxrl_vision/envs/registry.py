@@ -6,10 +6,12 @@ from jaxrl_vision import types
 from jaxrl_vision.envs import catch
 from jaxrl_vision.envs.manipulation import grasp
 from jaxrl_vision.envs.manipulation import stack
+from jaxrl_vision.envs.suite import lift
 
 _ENVS: dict[str, Callable[..., types.Env]] = {
   "catch": catch.make_catch,
   "grasp": grasp.make_grasp,
+  "lift": lift.make_lift,
   "stack": stack.make_stack,
 }
 
