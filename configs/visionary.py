@@ -23,15 +23,17 @@ penalty, batch 64, terminate_on_close, a denser bin than `grasp`'s default,
 and a dataset of behaviour policies that contrast right and wrong x-y at the
 grasp (`envs.manipulation.scripted`), 800 episodes of them; the search's
 logits learn from held-out episodes (`search.holdout_every`,
-`search.arch_batch_size`). Measured on a fresh workdir with a cold cache
-(2-core CPU, 17:57 wall; 5 seeds per group, 100 episodes each): found
-72.6 +- 5.9 % (seeds 82, 66, 72, 73, 70), baseline 61.6 +- 8.1 % (seeds
-63, 48, 64, 63, 70), gap +11.0 points (t = 2.45, df 8, p = 0.040); the
-straight descent 10 %, random 0 %, the expert 100 %. The search decides
-(top merge weight 0.53-0.99 at 5/5 locations in both seeds, gates
-0.003-0.997) and its 2 seeds agree on 3 of 5 merge ops (pool2 concat, conv_b2_3 noop, pool3
-concat). Found: concat, concat, hadamard, noop, concat, one or two attention
-edges per location. With the logits on the training loss (the paper's
+`search.arch_batch_size`). Measured on a fresh clone with a cold cache
+(2026-12-06, 2-core AMD EPYC, 7:57 wall; 5 seeds per group, 100 episodes
+each): found 68.8 +- 6.4 % (seeds 61, 64, 76, 74, 69), baseline 60.8 +-
+14.0 % (seeds 76, 41, 70, 53, 64), gap +8.0 points (t = 1.17, df 8,
+p = 0.28); the straight descent 10 %, random 0 %, the expert 100 %. On the
+previous session's 2-core CPU the same code gave 72.6 +- 5.9 % against
+61.6 +- 8.1 % (p = 0.040): XLA:CPU's numerics differ across host CPUs. The
+search decides (top merge weight 0.93-0.98 at 5/5 locations, gates
+0.004-0.996) but its 2 seeds agree on 1 of 5 merge ops (found: concat,
+hadamard, hadamard, add, concat); 4 search seeds agree on 1.33 of 5 per
+pair. With the logits on the training loss (the paper's
 joint step, 512 episodes) found scored 47.8 +- 9.5 % against 53.6 +-
 11.0 %. The found network's attention modules start near the identity
 (`networks.visionary.ATTENTION_BIAS`).
