@@ -111,7 +111,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.search = dict(
     architecture="search",  # or supernet_only / attention_only (Table II)
     num_iterations=1000,
-    num_seeds=2,  # vmapped; seed 0's network is retrained
+    num_seeds=2,  # vmapped; seed `retrain_seed`'s network is retrained
+    retrain_seed=0,
     # The architecture logits' own optimizer (as DARTS): with the weights'
     # 1e-3 a 1,000-step search leaves them at their initial values.
     arch_optimizer="adam",

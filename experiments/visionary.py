@@ -134,7 +134,14 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   if num_seeds < 2:
     raise v.ConfigError("num_seeds", num_seeds, "needs >= 2 (a t-test)")
   v.one_of(config, "search.architecture", SEARCH_SPACES)
-  v.positive_int(config, "search.num_seeds")
+  search_seeds = v.positive_int(config, "search.num_seeds")
+  retrain = v.non_negative_int(config, "search.retrain_seed")
+  if retrain >= search_seeds:
+    raise v.ConfigError(
+      "search.retrain_seed",
+      retrain,
+      f"must be < search.num_seeds ({search_seeds})",
+    )
   v.number_in(config, "search.gate_threshold", 0, 1, low_open=True)
   search_iterations = v.positive_int(config, "search.num_iterations")
   if search_iterations % config.train.log_every:
@@ -354,14 +361,23 @@ def derive(search_dir, recipe, search_config, config) -> dict[str, Any]:
     if len(seeds) > 1
     else None
   )
+  if len(seeds) > 2:  # every pair: how reproducible the choice is
+    pairs = [
+      space.architecture_agreement(a["found"], b["found"])["merge_ops_agree"]
+      for i, a in enumerate(seeds)
+      for b in seeds[i + 1 :]
+    ]
+    agreement = dict(agreement, pairwise_merge_ops_agree=pairs)
+  chosen = seeds[config.search.retrain_seed]
   return {
-    # The first search seed's network is retrained; the others say how
-    # reproducible that choice is.
-    "found": space.architecture_to_json(seeds[0]["found"]),
+    # Seed `search.retrain_seed`'s network is retrained; the others say
+    # how reproducible that choice is.
+    "found": space.architecture_to_json(chosen["found"]),
+    "retrain_seed": config.search.retrain_seed,
     "search_space": search_config.network.architecture,
     "gate_threshold": config.search.gate_threshold,
-    "search_weights": seeds[0]["weights"],
-    "decisiveness": seeds[0]["decisiveness"],
+    "search_weights": chosen["weights"],
+    "decisiveness": chosen["decisiveness"],
     "seeds": [
       {
         "found": space.architecture_to_json(s["found"]),

@@ -55,7 +55,8 @@ def save(
   manager.save(
     step,
     args=ocp.args.Composite(
-      state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
+      state=ocp.args.StandardSave(_fill_empty(state)),
+      meta=ocp.args.JsonSave(meta),
     ),
     force=True,
   )
@@ -103,8 +104,11 @@ def restore_latest(
     try:
       state = manager.restore(
         step,
-        args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)),
+        args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(_fill_empty(abstract_state))
+        ),
       ).state
+      state = _empty_again(state, abstract_state)
     except Exception as e:  # noqa: BLE001
       if sealed:  # the bytes are as written: this run wants another state
         raise CheckpointError(
@@ -119,6 +123,35 @@ def restore_latest(
   if skipped:
     raise CheckpointError("no intact checkpoint left: " + "; ".join(skipped))
   return None
+
+
+# Orbax refuses zero-size arrays (MJX data has some, e.g. `act` of a model
+# without actuator activations): each is stored as one element and
+# restored to its empty shape, which carries no information.
+
+
+def _is_empty(x) -> bool:
+  return 0 in x.shape
+
+
+def _fill_empty(tree):
+  def fill(x):
+    if not _is_empty(x):
+      return x
+    if isinstance(x, jax.ShapeDtypeStruct):
+      return jax.ShapeDtypeStruct((1,), x.dtype, sharding=x.sharding)
+    return jax.numpy.zeros((1,), x.dtype)
+
+  return jax.tree.map(fill, tree)
+
+
+def _empty_again(state, abstract):
+  def empty(x, a):
+    if not _is_empty(a):
+      return x
+    return jax.device_put(jax.numpy.zeros(a.shape, a.dtype), a.sharding)
+
+  return jax.tree.map(empty, state, abstract)
 
 
 def _step_dir(manager: ocp.CheckpointManager, step: int) -> str:

@@ -17,6 +17,7 @@ Action (float32 [7], shared by all tasks, spec B1.1):
 
 import inspect
 from collections.abc import Callable
+from typing import Any
 from typing import NamedTuple
 
 import jax
@@ -83,6 +84,9 @@ class ManipulationTask(NamedTuple):
   mj_model: the `mujoco.MjModel` the task was built from (host side, for
     native rendering and benchmarks).
   layout: the scene's static ids.
+  observe(model, physics) -> obs: the observation of a physics state (for
+    resets to recorded states, `envs.suite.curriculum`); None if the task
+    does not expose it.
   """
 
   env: types.Env
@@ -91,6 +95,7 @@ class ManipulationTask(NamedTuple):
   randomize_model: Callable[..., tuple[mjx.Model, mjx.Model]]
   mj_model: mujoco.MjModel
   layout: Layout
+  observe: Callable[..., Any] | None = None
 
 
 def make_layout(
@@ -760,6 +765,7 @@ def make_task(
   image_size: int,
   episode_length: int,
   sample_sizes: Callable[[jax.Array], jax.Array] | None = None,
+  observe: Callable[..., Any] | None = None,
 ) -> ManipulationTask:
   """Assembles a `ManipulationTask` around a task's pure functions.
 
@@ -791,6 +797,27 @@ def make_task(
     randomize_model=randomize_model,
     mj_model=mj_model,
     layout=layout,
+    observe=observe,
+  )
+
+
+def restore_configuration(
+  model: mjx.Model,
+  physics: ManipPhysics,
+  qpos: jax.Array,
+  qvel: jax.Array,
+  closed: jax.Array,
+) -> ManipPhysics:
+  """`physics` moved to a recorded configuration (joint positions and
+  velocities, the gripper command) at a fresh episode's time 0; its
+  appearance (colours, light, camera jitter) stays. Like `reset_data`, it
+  holds no contacts until the first step computes them."""
+  data = reset_data(model, qpos, 0).replace(qvel=qvel)
+  return physics._replace(
+    data=data,
+    t=jnp.zeros_like(physics.t),
+    gripper_closed=jnp.asarray(closed, physics.gripper_closed.dtype),
+    stable_steps=jnp.zeros_like(physics.stable_steps),
   )
 
 

@@ -231,6 +231,7 @@ def make_lift_task(
     image_size=image_size,
     episode_length=episode_length,
     sample_sizes=sample_sizes,
+    observe=observe,
   )
   if obs_mode == "state":
     spec = task.env.spec._replace(

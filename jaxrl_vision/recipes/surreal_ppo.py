@@ -1,0 +1,338 @@
+"""Surreal-PPO on a Robotics-Suite task (spec surreal.md §1.2, §4).
+
+The actor fleet is `env.num_worlds` vmapped MJX worlds (dynamics
+randomised per world) acting with the published parameters, each with its
+own log-std jitter U(-0.25, 0.25) and LSTM state. One iteration steps every
+world `train.stride` times and cuts one segment of `train.segment_length`
+steps per world: the last `segment_length - stride` steps of the previous
+iteration (kept in `TrainState.buffer`, with the LSTM state before each
+step) followed by the new ones, so consecutive segments overlap by the
+GAE horizon as the reference's 25-step / stride-20 segments do. The
+segments are shuffled into minibatches of `train.batch_size`, each one
+learner iteration (`agents.ppo.agent.learn`).
+
+Where a world's episode ends inside a segment, the next episode continues
+in the same row: its LSTM state restarts from zeros at the first step
+(`starts`), and GAE stops at the end (`losses.truncated_gae`), so nothing
+crosses the boundary; the reference instead clears its window and drops
+those positions.
+"""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from jaxrl_vision import recipes
+from jaxrl_vision import train
+from jaxrl_vision import types
+from jaxrl_vision import validation as v
+from jaxrl_vision.agents.ppo import agent as ppo
+from jaxrl_vision.envs import wrappers
+from jaxrl_vision.envs.suite import curriculum as curriculum_lib
+from jaxrl_vision.envs.suite import lift
+from jaxrl_vision.networks import policies
+
+TASKS = {"lift": lift.make_lift_task}
+LOG_STD_JITTER = 0.25  # per-world U(-0.25, 0.25) on the log-std (§1.2.4)
+
+
+class Actors(NamedTuple):
+  """The worlds' acting state, [N, ...]: LSTM carry and whether the
+  current observation starts an episode; the fixed log-std jitter; each
+  world's demonstration resets so far (its curriculum window); the steps
+  kept for the next segment ([N, K, ...], carry per step)."""
+
+  carry: policies.Carry
+  starts: jax.Array
+  log_std_noise: jax.Array
+  demo_counts: jax.Array
+  window: ppo.Segments
+
+
+def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
+  v.one_of(config, "env.name", TASKS)
+  v.kwargs_for(config, "env.params", TASKS[config.env.name])
+  worlds = v.positive_int(config, "env.num_worlds")
+  batch = v.positive_int(config, "train.batch_size")
+  if worlds % (batch * num_devices):
+    raise v.ConfigError(
+      "env.num_worlds",
+      worlds,
+      f"must split into minibatches of train.batch_size ({batch}) on each "
+      f"of {num_devices} devices",
+    )
+  length = v.positive_int(config, "train.segment_length")
+  stride = v.positive_int(config, "train.stride")
+  horizon = config.agent.get("horizon", 5)
+  if not 1 <= horizon <= length:
+    raise v.ConfigError(
+      "agent.horizon", horizon, f"must be in [1, train.segment_length={length}]"
+    )
+  if not 1 <= stride <= length - horizon + 1:
+    raise v.ConfigError(
+      "train.stride",
+      stride,
+      f"must be in [1, segment_length - horizon + 1 = {length - horizon + 1}] "
+      "so that every step is a training position",
+    )
+  v.kwargs_for(config, "agent", ppo.make_ppo)
+  v.number_in(config, "curriculum.alpha", 0, 1)
+  for key in ("initial_window", "window_growth", "grow_every"):
+    v.positive_int(config, f"curriculum.{key}")
+  ratios = dict(config.curriculum.ratios)
+  if (
+    set(ratios) - set(curriculum_lib.SCHEMES)
+    or min(ratios.values(), default=-1) < 0
+    or sum(ratios.values()) <= 0
+  ):
+    raise v.ConfigError(
+      "curriculum.ratios",
+      ratios,
+      f"weights >= 0 (not all 0) over {curriculum_lib.SCHEMES}",
+    )
+  v.positive_int(config, "train.num_iterations")
+  v.positive_int(config, "eval.num_episodes")
+
+
+def make_train(
+  config: ml_collections.ConfigDict,
+  axis_name: str | None = None,
+  num_devices: int = 1,
+) -> train.Trainer:
+  if axis_name is not None:
+    raise NotImplementedError("surreal_ppo runs on one device for now")
+  task = TASKS[config.env.name](**config.env.params)
+  env = wrappers.auto_reset(task.env)
+  num_worlds = config.env.num_worlds
+  length, stride = config.train.segment_length, config.train.stride
+  keep = length - stride
+  models, axes = task.randomize_model(
+    env.init_model(), jax.random.key(config.seed), num_worlds
+  )
+  probe = jax.eval_shape(env.reset, env.init_model(), jax.random.key(0)).obs
+  obs_size = policies.low_dim(
+    jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), probe), 0
+  ).shape[-1]
+  action_size = env.spec.action_shape[0]
+  agent = ppo.make_ppo(
+    action_size, obs_size, pixels="image" in probe, **config.agent
+  )
+  batch_size = config.train.batch_size
+  step_envs = jax.vmap(env.step, in_axes=(axes, 0, 0))
+  cur = config.curriculum
+  demos, fingerprint, curriculum = None, "", None
+  if cur.alpha > 0:
+    curriculum = curriculum_lib.make_curriculum(
+      task,
+      axes,
+      alpha=cur.alpha,
+      ratios=dict(cur.ratios),
+      initial_window=cur.initial_window,
+      window_growth=cur.window_growth,
+      grow_every=cur.grow_every,
+    )
+    # One expert episode per training world, recorded once (read-only
+    # `Trainer.data`, shared by the seeds).
+    demos = jax.jit(
+      lambda key: curriculum_lib.record_demos(
+        task, models, axes, key, num_worlds, env.spec.max_episode_steps
+      )
+    )(jax.random.fold_in(jax.random.key(config.seed), 1))
+    fingerprint = f"expert-demos-seed{config.seed}-worlds{num_worlds}"
+
+  def act_steps(
+    agent_state, env_state, actors, episode_return, key, num_steps, demos=None
+  ):
+    """Steps every world `num_steps` times (episodes that end restart from
+    a demonstration state with the curriculum's probability when `demos`
+    is given); returns the records ([N, num_steps, ...]) and per-step
+    episode metrics."""
+
+    def one(carry, k):
+      env_state, actors, episode_return = carry
+      k, demo_key = jax.random.split(k)
+      actions, behaviour, new_carry = agent.act(
+        agent_state,
+        actors.carry,
+        env_state.obs,
+        actors.starts,
+        k,
+        actors.log_std_noise,
+      )
+      nxt = step_envs(models, env_state, jnp.clip(actions, -1.0, 1.0))
+      ends = nxt.terminated | nxt.truncated
+      counts, used = actors.demo_counts, jnp.zeros_like(ends)
+      if demos is not None:
+        nxt, counts, used = curriculum.apply(
+          models, demos, nxt, ends, counts, demo_key
+        )
+      record = ppo.Segments(
+        obs=env_state.obs,
+        final_obs=nxt.info["final_obs"],
+        actions=actions,
+        rewards=nxt.reward,
+        terminated=nxt.terminated,
+        ends=ends,
+        starts=actors.starts,
+        behaviour=behaviour,
+        carry=actors.carry,
+      )
+      episode_return = episode_return + nxt.reward
+      metrics = {
+        "sum/episode/return": jnp.sum(jnp.where(ends, episode_return, 0.0)),
+        "count/episode": jnp.sum(ends).astype(jnp.float32),
+      }
+      for name, value in nxt.metrics.items():
+        metrics[f"sum/episode/{name}"] = jnp.sum(jnp.where(ends, value, 0.0))
+      metrics["sum/curriculum/demo_resets"] = jnp.sum(used).astype(jnp.float32)
+      metrics["count/curriculum"] = jnp.sum(ends).astype(jnp.float32)
+      actors = actors._replace(carry=new_carry, starts=ends, demo_counts=counts)
+      episode_return = jnp.where(ends, 0.0, episode_return)
+      return (nxt, actors, episode_return), (record, metrics)
+
+    carry, (records, metrics) = jax.lax.scan(
+      one,
+      (env_state, actors, episode_return),
+      jax.random.split(key, num_steps),
+    )
+    records = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), records)
+    return carry, records, jax.tree.map(jnp.sum, metrics)
+
+  def init(key: jax.Array) -> train.TrainState:
+    agent_key, env_key, noise_key, prefill_key, key = jax.random.split(key, 5)
+    env_state = jax.vmap(env.reset, in_axes=(axes, 0))(
+      models, jax.random.split(env_key, num_worlds)
+    )
+    one_obs = jax.tree.map(lambda x: x[:1], env_state.obs)
+    agent_state = agent.init(agent_key, one_obs)
+    actors = Actors(
+      carry=agent.network.initial_carry(num_worlds),
+      starts=jnp.ones((num_worlds,), bool),
+      log_std_noise=jax.random.uniform(
+        noise_key,
+        (num_worlds, action_size),
+        minval=-LOG_STD_JITTER,
+        maxval=LOG_STD_JITTER,
+      ),
+      demo_counts=jnp.zeros((num_worlds,), jnp.int32),
+      window=None,
+    )
+    (env_state, actors, episode_return), window, _ = act_steps(
+      agent_state,
+      env_state,
+      actors,
+      jnp.zeros((num_worlds,), jnp.float32),
+      prefill_key,
+      keep,
+    )
+    return train.TrainState(
+      agent=agent_state,
+      env=env_state,
+      buffer=actors._replace(window=window),
+      episode_return=episode_return,
+      key=key,
+      iteration=jnp.int32(0),
+    )
+
+  def step(state: train.TrainState, demos=None):
+    key, act_key, perm_key = jax.random.split(state.key, 3)
+    actors = state.buffer
+    (env_state, actors_next, episode_return), records, metrics = act_steps(
+      state.agent,
+      state.env,
+      actors._replace(window=None),
+      state.episode_return,
+      act_key,
+      stride,
+      demos,
+    )
+    rows = jax.tree.map(
+      lambda a, b: jnp.concatenate([a, b], axis=1), actors.window, records
+    )
+    segments = rows._replace(carry=jax.tree.map(lambda c: c[:, 0], rows.carry))
+    order = jax.random.permutation(perm_key, num_worlds)
+    minibatches = jax.tree.map(
+      lambda x: x[order].reshape((-1, batch_size) + x.shape[1:]), segments
+    )
+    agent_state, learner = jax.lax.scan(agent.learn, state.agent, minibatches)
+    metrics.update({f"sum/learner/{k}": jnp.sum(x) for k, x in learner.items()})
+    metrics["count/learner"] = jnp.float32(num_worlds // batch_size)
+    window = jax.tree.map(lambda x: x[:, stride:], rows)
+    return (
+      state._replace(
+        agent=agent_state,
+        env=env_state,
+        buffer=actors_next._replace(window=window),
+        episode_return=episode_return,
+        key=key,
+        iteration=state.iteration + 1,
+      ),
+      metrics,
+    )
+
+  evaluate = make_evaluate(task, agent, config.eval.num_episodes)
+  return train.Trainer(
+    init=init,
+    step=step,
+    evaluate=evaluate,
+    num_iterations=config.train.num_iterations,
+    env_steps_per_iteration=num_worlds * stride,
+    data=demos,
+    data_fingerprint=fingerprint,
+  )
+
+
+def make_evaluate(task, agent: ppo.PPO, num_episodes: int):
+  """`evaluate(agent_state, key)`: `num_episodes` episodes from the task's
+  own initial states in freshly randomised worlds (the same key, the same
+  worlds), acting with the current parameters' mean action. Reports
+  `eval/return` and every env metric at the episode's last step
+  (`eval/success`: the cube is up when the episode ends)."""
+  env = task.env
+  length = env.spec.max_episode_steps
+
+  def evaluate(agent_state: ppo.PPOState, key: jax.Array) -> types.Metrics:
+    world_key, reset_key = jax.random.split(key)
+    models, axes = task.randomize_model(
+      env.init_model(), world_key, num_episodes
+    )
+    state = jax.vmap(env.reset, in_axes=(axes, 0))(
+      models, jax.random.split(reset_key, num_episodes)
+    )
+    current = agent_state._replace(
+      reference=agent_state.params, reference_zfilter=agent_state.zfilter
+    )
+    step_envs = jax.vmap(env.step, in_axes=(axes, 0, 0))
+    noise = jnp.zeros((num_episodes, env.spec.action_shape[0]))
+
+    def one(carry, _):
+      env_state, lstm, starts, total = carry
+      actions, _, lstm = agent.act(
+        current, lstm, env_state.obs, starts, key, noise, deterministic=True
+      )
+      nxt = step_envs(models, env_state, jnp.clip(actions, -1.0, 1.0))
+      return (nxt, lstm, jnp.zeros_like(starts), total + nxt.reward), None
+
+    carry0 = (
+      state,
+      agent.network.initial_carry(num_episodes),
+      jnp.ones((num_episodes,), bool),
+      jnp.zeros((num_episodes,)),
+    )
+    (final, _, _, total), _ = jax.lax.scan(one, carry0, None, length)
+    metrics = {"eval/return": jnp.mean(total)}
+    for name, value in final.metrics.items():
+      metrics[f"eval/{name}"] = jnp.mean(value)
+    return metrics
+
+  return evaluate
+
+
+def make_recipe() -> recipes.Recipe:
+  return recipes.Recipe(
+    validate=validate,
+    make_train=make_train,
+    main_metrics=("episode/success", "eval/success", "learner/kl"),
+  )
