@@ -194,6 +194,14 @@ class PhaseConfigTest(absltest.TestCase):
     ):
       visionary.validate(config, 1)
 
+  def test_retrain_seed_must_name_a_search_seed(self):
+    config = visionary_config.get_config("smoke")
+    config.search.retrain_seed = config.search.num_seeds - 1
+    visionary.validate(config, 1)
+    config.search.retrain_seed = config.search.num_seeds
+    with self.assertRaisesRegex(validation.ConfigError, "search.retrain_seed"):
+      visionary.validate(config, 1)
+
 
 if __name__ == "__main__":
   absltest.main()
