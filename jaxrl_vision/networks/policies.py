@@ -143,6 +143,13 @@ def make_actor_critic(
     return carry, Gaussian(mean, std), value
 
   def unroll(params, carry, features, starts):
+    if not lstm_size:  # no recurrence: every step at once, no scan
+      t, b = starts.shape
+      flat = features.reshape((t * b,) + features.shape[2:])
+      _, dist, value = step(params, carry, flat, starts.reshape(-1))
+      unflat = lambda x: x.reshape((t, b) + x.shape[1:])  # noqa: E731
+      return carry, jax.tree.map(unflat, dist), unflat(value)
+
     def one(carry, inputs):
       carry, dist, value = step(params, carry, *inputs)
       return carry, (dist, value)

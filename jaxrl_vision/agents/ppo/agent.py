@@ -149,6 +149,11 @@ def make_ppo(
     x = time_major(features(params, zfilter, seg.obs, 2))
     x_final = time_major(features(params, zfilter, seg.final_obs, 2))
     starts = time_major(seg.starts)
+    if not lstm_size:  # no recurrence: all steps at once, no scan
+      _, dist, value = net.unroll(params, seg.carry, x, starts)
+      _, _, next_value = net.unroll(params, seg.carry, x_final, starts)
+      batch_major = lambda t: jax.tree.map(time_major, t)  # noqa: E731
+      return batch_major(dist), time_major(value), time_major(next_value)
 
     def one(carry, inputs):
       feat, feat_final, start = inputs

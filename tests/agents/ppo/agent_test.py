@@ -97,6 +97,20 @@ class LearnTest(absltest.TestCase):
     np.testing.assert_allclose(v1[4:], v2[4:], rtol=1e-6, atol=1e-7)
     self.assertFalse(np.allclose(m1[1:4], m2[1:4]))
 
+  def test_feedforward_unroll_equals_steps(self):
+    # lstm_size 0 runs every step at once; it must equal stepping.
+    agent = _agent(lstm_size=0)
+    state = agent.init(jax.random.key(0), self.obs)
+    net, params = agent.network, state.params
+    x = jnp.swapaxes(net.encode(params, None, self.seg.obs["proprio"]), 0, 1)
+    starts = jnp.swapaxes(self.seg.starts, 0, 1)
+    carry = net.initial_carry(B)
+    _, dist, value = net.unroll(params, carry, x, starts)
+    for t in range(T):
+      _, d, v = net.step(params, carry, x[t], starts[t])
+      np.testing.assert_allclose(dist.mean[t], d.mean, rtol=1e-6)
+      np.testing.assert_allclose(value[t], v, rtol=1e-6)
+
 
 if __name__ == "__main__":
   absltest.main()
