@@ -24,10 +24,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.env = dict(
     name="lift",
     num_worlds=256,
-    params=dict(obs_mode="state", episode_length=50, substeps_per_action=10),
+    params=dict(obs_mode="state", episode_length=30, substeps_per_action=10),
   )
   config.agent = dict(
-    lstm_size=100,
+    # The seed's LSTM(100) is `lstm_size=100`; the CPU default is feed-
+    # forward (every step of a segment at once, no scan).
+    lstm_size=0,
     hidden_sizes=(300, 200),
     init_log_std=-1.0,
     gamma=0.995,
@@ -38,10 +40,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     beta_init=1.0,
     actor_epochs=10,
     critic_epochs=10,
-    learning_rate=1e-4,
-    min_learning_rate=5e-5,
+    # The reference: 1e-4 annealed to 5e-5 over 1,220 publishes.
+    learning_rate=3e-4,
+    min_learning_rate=3e-4,
     max_grad_norm=5.0,
-    publish_every=4096,  # segments
+    # The reference publishes every 4,096 segments (82K env steps at
+    # stride 20); on the CPU budget that leaves ~20 policy changes in 30
+    # minutes: one lift run learned nothing in 500K steps. Every
+    # iteration (num_worlds segments) it learned (66 % eval at 1M steps).
+    publish_every=256,  # segments
   )
   # Demonstration curriculum (spec §2.5; envs.suite.curriculum): with
   # probability alpha an episode starts from a state along the expert's
@@ -54,7 +61,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     grow_every=100,
   )
   config.train = dict(
-    num_iterations=400,
+    num_iterations=250,
     segment_length=25,
     stride=20,
     batch_size=64,
@@ -71,7 +78,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if arg == "smoke":  # CPU seconds; used by tests/integration/
     config.num_seeds = 2
     config.env.num_worlds = 16
-    config.env.params.episode_length = 30
+    config.env.params.episode_length = 20
     config.agent.lstm_size = 8
     config.agent.hidden_sizes = (16,)
     config.agent.actor_epochs = 2
