@@ -9,6 +9,11 @@ published parameters; one iteration steps each world `train.stride` times
 and learns from one 25-step segment per world (minibatches of 64, up to
 10 + 10 epochs each, spec surreal.md §1.2.4-1.2.5). Seeds run vmapped in
 one program (`num_seeds`).
+
+Measured on a 2-core CPU, fresh workdir, cold cache (2026-12-06), success
+over 100 evaluation episodes from the task's own resets: `:curriculum`
+86.3 +- 10.4 % (seeds 98, 78, 83) in 29:06 wall; the default 30.3 % (seeds
+1, 90, 0) in 34:22: without demo resets one seed in three learned.
 """
 
 import ml_collections

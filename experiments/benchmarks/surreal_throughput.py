@@ -22,20 +22,14 @@ from absl import flags
 
 from jaxrl_vision.envs.suite import lift
 
-_WORLDS = flags.DEFINE_list("worlds", ["16", "64", "256", "1024"], "State.")
-_PIXEL_WORLDS = flags.DEFINE_list(
-  "pixel_worlds", ["16", "64", "256"], "Pixels."
-)
-_IMAGE = flags.DEFINE_integer("image_size", 64, "Square image size.")
-_STEPS = flags.DEFINE_integer("steps_per_call", 10, "Agent steps per call.")
-_SECONDS = flags.DEFINE_float("seconds", 2.0, "Timed seconds per case.")
-
 KNEE_FRACTION = 0.9
 
 
-def frames_per_s(obs_mode: str, num_worlds: int, seconds: float) -> dict:
+def frames_per_s(
+  obs_mode: str, num_worlds: int, seconds: float, image_size: int, steps: int
+) -> dict:
   """Warm frames/s (agent steps x worlds per second) and compile seconds."""
-  task = lift.make_lift_task(obs_mode=obs_mode, image_size=_IMAGE.value)
+  task = lift.make_lift_task(obs_mode=obs_mode, image_size=image_size)
   env = task.env
   models, axes = task.randomize_model(
     env.init_model(), jax.random.key(0), num_worlds
@@ -51,7 +45,7 @@ def frames_per_s(obs_mode: str, num_worlds: int, seconds: float) -> dict:
       )
       return step(models, state, actions), None
 
-    state, _ = jax.lax.scan(one, state, jax.random.split(key, _STEPS.value))
+    state, _ = jax.lax.scan(one, state, jax.random.split(key, steps))
     return state
 
   start = time.perf_counter()
@@ -66,7 +60,7 @@ def frames_per_s(obs_mode: str, num_worlds: int, seconds: float) -> dict:
   elapsed = time.perf_counter() - start
   return {
     "worlds": num_worlds,
-    "frames_per_s": round(calls * _STEPS.value * num_worlds / elapsed, 1),
+    "frames_per_s": round(calls * steps * num_worlds / elapsed, 1),
     "compile_s": round(compile_s, 2),
   }
 
@@ -92,7 +86,9 @@ def main(argv):
   ):
     rows = []
     for n in worlds:
-      rows.append(frames_per_s(mode, int(n), _SECONDS.value))
+      rows.append(
+        frames_per_s(mode, int(n), _SECONDS.value, _IMAGE.value, _STEPS.value)
+      )
       print(mode, rows[-1], flush=True)
     result[mode] = {
       "rows": rows,
@@ -104,4 +100,13 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  # Flags only when run: the tests import this module beside other
+  # benchmarks whose flags share names.
+  _WORLDS = flags.DEFINE_list("worlds", ["16", "64", "256", "1024"], "State.")
+  _PIXEL_WORLDS = flags.DEFINE_list(
+    "pixel_worlds", ["16", "64", "256"], "Pixels."
+  )
+  _IMAGE = flags.DEFINE_integer("image_size", 64, "Square image size.")
+  _STEPS = flags.DEFINE_integer("steps_per_call", 10, "Agent steps per call.")
+  _SECONDS = flags.DEFINE_float("seconds", 2.0, "Timed seconds per case.")
   app.run(main)
