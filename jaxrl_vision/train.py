@@ -149,6 +149,21 @@ def vmap_seeds(
   )
 
 
+def episode_metrics(
+  state: types.EnvState, done: jax.Array, episode_return: jax.Array
+) -> types.Metrics:
+  """Sums over the worlds whose episode ended this step ([N] `done`): the
+  return (`episode_return` includes this step's reward) and every env
+  metric, with their count, in `reduce_metrics`' sum/count form."""
+  metrics = {
+    "sum/episode/return": jnp.sum(jnp.where(done, episode_return, 0.0)),
+    "count/episode": jnp.sum(done).astype(jnp.float32),
+  }
+  for name, value in state.metrics.items():
+    metrics[f"sum/episode/{name}"] = jnp.sum(jnp.where(done, value, 0.0))
+  return metrics
+
+
 def make_off_policy_train(
   env: types.Env,
   model: types.Model,
@@ -204,12 +219,7 @@ def make_off_policy_train(
     )
     done = next_state.terminated | next_state.truncated  # [N]
     episode_return = episode_return + next_state.reward
-    metrics = {
-      "sum/episode/return": jnp.sum(jnp.where(done, episode_return, 0.0)),
-      "count/episode": jnp.sum(done).astype(jnp.float32),
-    }
-    for name, value in next_state.metrics.items():
-      metrics[f"sum/episode/{name}"] = jnp.sum(jnp.where(done, value, 0.0))
+    metrics = episode_metrics(next_state, done, episode_return)
     episode_return = jnp.where(done, 0.0, episode_return)
     return (agent_state, next_state, episode_return), (transition, metrics)
 

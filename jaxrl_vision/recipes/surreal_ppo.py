@@ -52,6 +52,12 @@ class Actors(NamedTuple):
 
 
 def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
+  if num_devices != 1:
+    raise v.ConfigError(
+      "distributed.num_devices",
+      num_devices,
+      "surreal_ppo runs on one device for now; set 1",
+    )
   v.one_of(config, "env.name", TASKS)
   v.kwargs_for(config, "env.params", TASKS[config.env.name])
   worlds = v.positive_int(config, "env.num_worlds")
@@ -81,17 +87,12 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   v.number_in(config, "curriculum.alpha", 0, 1)
   for key in ("initial_window", "window_growth", "grow_every"):
     v.positive_int(config, f"curriculum.{key}")
-  ratios = dict(config.curriculum.ratios)
-  if (
-    set(ratios) - set(curriculum_lib.SCHEMES)
-    or min(ratios.values(), default=-1) < 0
-    or sum(ratios.values()) <= 0
-  ):
+  try:
+    curriculum_lib.scheme_logits(dict(config.curriculum.ratios))
+  except ValueError as e:
     raise v.ConfigError(
-      "curriculum.ratios",
-      ratios,
-      f"weights >= 0 (not all 0) over {curriculum_lib.SCHEMES}",
-    )
+      "curriculum.ratios", dict(config.curriculum.ratios), str(e)
+    ) from None
   v.positive_int(config, "train.num_iterations")
   v.positive_int(config, "eval.num_episodes")
 
@@ -101,8 +102,7 @@ def make_train(
   axis_name: str | None = None,
   num_devices: int = 1,
 ) -> train.Trainer:
-  if axis_name is not None:
-    raise NotImplementedError("surreal_ppo runs on one device for now")
+  del axis_name, num_devices  # one device (checked by `validate`)
   task = TASKS[config.env.name](**config.env.params)
   env = wrappers.auto_reset(task.env)
   num_worlds = config.env.num_worlds
@@ -112,13 +112,8 @@ def make_train(
     env.init_model(), jax.random.key(config.seed), num_worlds
   )
   probe = jax.eval_shape(env.reset, env.init_model(), jax.random.key(0)).obs
-  obs_size = policies.low_dim(
-    jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), probe), 0
-  ).shape[-1]
   action_size = env.spec.action_shape[0]
-  agent = ppo.make_ppo(
-    action_size, obs_size, pixels="image" in probe, **config.agent
-  )
+  agent = ppo.make_ppo(action_size, pixels="image" in probe, **config.agent)
   batch_size = config.train.batch_size
   step_envs = jax.vmap(env.step, in_axes=(axes, 0, 0))
   cur = config.curriculum
@@ -180,12 +175,7 @@ def make_train(
         carry=actors.carry,
       )
       episode_return = episode_return + nxt.reward
-      metrics = {
-        "sum/episode/return": jnp.sum(jnp.where(ends, episode_return, 0.0)),
-        "count/episode": jnp.sum(ends).astype(jnp.float32),
-      }
-      for name, value in nxt.metrics.items():
-        metrics[f"sum/episode/{name}"] = jnp.sum(jnp.where(ends, value, 0.0))
+      metrics = train.episode_metrics(nxt, ends, episode_return)
       metrics["sum/curriculum/demo_resets"] = jnp.sum(used).astype(jnp.float32)
       metrics["count/curriculum"] = jnp.sum(ends).astype(jnp.float32)
       actors = actors._replace(carry=new_carry, starts=ends, demo_counts=counts)

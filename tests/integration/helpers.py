@@ -57,7 +57,11 @@ def popen(*args: str) -> subprocess.Popen:
 
 def smoke_config(**overrides) -> ml_collections.ConfigDict:
   """The `:smoke` config, locked, with dotted-key overrides."""
-  config = catch_dqn.get_config("smoke")
+  return with_overrides(catch_dqn.get_config("smoke"), **overrides)
+
+
+def with_overrides(config, **overrides) -> ml_collections.ConfigDict:
+  """`config` with dotted-key overrides ("train.num_iterations"), locked."""
   for key, value in overrides.items():
     node = config
     *parents, leaf = key.split(".")

@@ -13,15 +13,9 @@ from tests.integration import helpers
 
 
 def _config(**overrides):
-  config = surreal_ppo_lift.get_config("smoke")
-  for key, value in overrides.items():
-    node = config
-    *parents, leaf = key.split(".")
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
-  config.lock()
-  return config
+  return helpers.with_overrides(
+    surreal_ppo_lift.get_config("smoke"), **overrides
+  )
 
 
 class Crash(Exception):
@@ -91,6 +85,12 @@ class SurrealPPORecipeTest(absltest.TestCase):
       surreal_ppo.validate(_config(**{"env.num_worlds": 12}), 1)
     with self.assertRaisesRegex(Exception, "stride"):
       surreal_ppo.validate(_config(**{"train.stride": 22}), 1)
+    with self.assertRaisesRegex(Exception, "curriculum.ratios"):
+      surreal_ppo.validate(
+        _config(**{"curriculum.ratios": {"sideways": 1.0}}), 1
+      )
+    with self.assertRaisesRegex(Exception, "one device"):
+      surreal_ppo.validate(_config(), 2)
 
 
 if __name__ == "__main__":

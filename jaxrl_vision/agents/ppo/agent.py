@@ -77,7 +77,6 @@ class PPO(NamedTuple):
 
 def make_ppo(
   action_size: int,
-  obs_size: int,
   *,
   pixels: bool = False,
   lstm_size: int = 100,
@@ -98,8 +97,8 @@ def make_ppo(
   max_grad_norm: float = 5.0,
   publish_every: int = 4096,
 ) -> PPO:
-  """Builds Surreal-PPO for `action_size` actions in [-1, 1] and a
-  low-dim observation vector of `obs_size` (z-filtered)."""
+  """Builds Surreal-PPO for `action_size` actions in [-1, 1]; the
+  observation's low-dim leaves are z-filtered."""
   net = policies.make_actor_critic(
     action_size,
     pixels=pixels,
@@ -119,7 +118,7 @@ def make_ppo(
   def init(key, obs):
     low = policies.low_dim(obs, 1)
     params = net.init(key, obs.get("image"), low)
-    zf = losses.zfilter_init(obs_size)
+    zf = losses.zfilter_init(low.shape[-1])
     zero = jnp.float32(0)
     return PPOState(
       params=params,

@@ -97,6 +97,17 @@ def sample_step(
   return t.astype(jnp.int32)
 
 
+def scheme_logits(ratios: dict[str, float]) -> jax.Array:
+  """[3] log-probabilities of SCHEMES from weights; ValueError unless the
+  weights are >= 0 over known schemes and not all 0."""
+  if set(ratios) - set(SCHEMES) or min(ratios.values(), default=-1) < 0:
+    raise ValueError(f"ratios must map some of {SCHEMES} to weights >= 0")
+  weights = jnp.array([ratios.get(s, 0.0) for s in SCHEMES], jnp.float32)
+  if float(weights.sum()) <= 0:
+    raise ValueError("ratios must not all be 0")
+  return jnp.log(weights / weights.sum())
+
+
 class Curriculum(NamedTuple):
   """apply(models, demos, states, ends, counts, key) -> (states, counts,
   used): every world whose episode just ended (and was auto-reset) is,
@@ -120,16 +131,7 @@ def make_curriculum(
     raise ValueError("this task does not expose observe(); no curriculum")
   if not 0.0 <= alpha <= 1.0:
     raise ValueError(f"alpha must be in [0, 1]: {alpha}")
-  ratios = ratios or {"uniform": 1.0}
-  unknown = set(ratios) - set(SCHEMES)
-  if unknown or not ratios or min(ratios.values()) < 0:
-    raise ValueError(
-      f"ratios must map some of {SCHEMES} to weights >= 0: {ratios}"
-    )
-  weights = jnp.array([ratios.get(s, 0.0) for s in SCHEMES], jnp.float32)
-  if float(weights.sum()) <= 0:
-    raise ValueError(f"ratios must not all be 0: {ratios}")
-  logits = jnp.log(weights / weights.sum())
+  logits = scheme_logits(ratios or {"uniform": 1.0})
 
   def one_world(model, demo, state, end, count, key):
     use_key, scheme_key, step_key = jax.random.split(key, 3)

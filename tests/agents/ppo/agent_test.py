@@ -33,7 +33,7 @@ def _segments(key, starts=None):
 
 def _agent(**kwargs):
   args = dict(lstm_size=6, hidden_sizes=(16,), horizon=3, learning_rate=1e-3)
-  return ppo.make_ppo(A, D, **dict(args, **kwargs))
+  return ppo.make_ppo(A, **dict(args, **kwargs))
 
 
 class LearnTest(absltest.TestCase):
