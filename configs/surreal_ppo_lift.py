@@ -74,6 +74,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     seed_batching="vmap",
   )
   config.eval = dict(every=100, num_episodes=100)
+  # <workdir>/rollouts.gif: greedy episodes of seed 0 after training.
+  config.video = dict(num_episodes=8, image_size=96)
   common.add_common(config)
   config.checkpoint.every = 50
 
@@ -94,6 +96,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.train.log_every = 2
     config.eval.every = 6
     config.eval.num_episodes = 8
+    config.video.num_episodes = 2
+    config.video.image_size = 32
     config.checkpoint.every = 2
   elif arg:
     raise ValueError(

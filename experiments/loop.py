@@ -24,6 +24,7 @@ import numpy as np
 import tqdm
 
 from experiments import rundir
+from experiments import video
 from jaxrl_vision import checkpoint
 from jaxrl_vision import recipes
 from jaxrl_vision import train as train_lib
@@ -35,6 +36,7 @@ from jaxrl_vision.distributed import mesh as mesh_lib
 RESUMABLE_KEYS = (
   "train.num_iterations",
   "eval.every",
+  "video.",
   "checkpoint.",
   "run.",
   "distributed.coordinator_address",
@@ -128,7 +130,11 @@ def build(config: ml_collections.ConfigDict, recipe: recipes.Recipe) -> Setup:
   init = (
     jax.jit(trainer.init)
     .lower(init_key)
-    .compile(compiler_options=init_compiler_options())
+    .compile(
+      compiler_options=(init_compiler_options() or {})
+      | (trainer.compiler_options or {})
+      or None
+    )
   )
   compile_s = time.time() - t
   abstract = jax.tree.map(
@@ -251,13 +257,19 @@ def run(
       args = train_lib.step_args(trainer, state)
       if trainer.host_loop:
         if step is None:
-          step = jax.jit(trainer.step, donate_argnums=0).lower(*args).compile()
+          step = (
+            jax.jit(trainer.step, donate_argnums=0)
+            .lower(*args)
+            .compile(compiler_options=trainer.compiler_options)
+          )
         chunks[length] = train_lib.make_host_chunk(step, length)
       else:
         fn = jax.jit(
           train_lib.make_chunk(trainer.step, length), donate_argnums=0
         )
-        chunks[length] = fn.lower(*args).compile()
+        chunks[length] = fn.lower(*args).compile(
+          compiler_options=trainer.compiler_options
+        )
       compile_s += time.time() - t
     return chunks[length]
 
@@ -266,11 +278,16 @@ def run(
   evaluate = trainer.host_evaluate
   if evaluate is None:
     t = time.time()
-    evaluate = jax.jit(trainer.evaluate).lower(state.agent, eval_key).compile()
+    evaluate = (
+      jax.jit(trainer.evaluate)
+      .lower(state.agent, eval_key)
+      .compile(compiler_options=trainer.compiler_options)
+    )
     compile_s += time.time() - t
 
   stop = _StopFlag()
   status, it, run_s, records = "completed", start, 0.0, []
+  video_file = None
   bar = tqdm.tqdm(
     total=total,
     initial=start,
@@ -344,6 +361,15 @@ def run(
             f"saved; rerun the same command to resume",
             stop.signum,
           )
+    if chief and recipe.video is not None and config.get("video"):
+      video_file = write_rollouts(
+        config,
+        recipe,
+        state.agent,
+        eval_key,
+        workdir,
+        trainer.compiler_options,
+      )
   except NonFiniteError:
     status = "diverged"
     raise
@@ -367,10 +393,43 @@ def run(
         start if restored else None,
         recipe,
       )
+      if video_file:
+        summary["rollouts"] = video_file
       rundir.write_json(os.path.join(workdir, "summary.json"), summary)
   if chief:
     _print_summary(summary)
   return summary
+
+
+def write_rollouts(
+  config, recipe, agent_state, key, workdir, compiler_options=None
+) -> str | None:
+  """<workdir>/rollouts.gif: `recipe.video`'s greedy episodes of seed 0
+  (`config.video.num_episodes` of them; 0 = none), each labelled and framed
+  green or red by its success. Returns the file's name in the workdir."""
+  if not config.video.num_episodes:
+    return None
+  if "num_seeds" in config:
+    agent_state = train_lib.seed_slice(agent_state, 0)
+  frames, success = jax.device_get(
+    jax.jit(recipe.video(config))
+    .lower(agent_state, key)
+    .compile(compiler_options=compiler_options)(
+      agent_state, jax.random.split(key)[0]
+    )
+  )
+  outcome = (np.asarray(success) > 0.5).astype(int)
+  labels = [
+    f"seed 0 ep{i}: {'success' if s else 'fail'}" for i, s in enumerate(outcome)
+  ]
+  name = "rollouts.gif"
+  video.write_gif(
+    os.path.join(workdir, name),
+    np.asarray(frames),
+    labels=labels,
+    outcome=outcome,
+  )
+  return name
 
 
 def config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:

@@ -71,6 +71,11 @@ class Trainer(NamedTuple):
   # program compiled once for every run that shares them. None: the host
   # compiles `evaluate` whole.
   host_evaluate: Callable[[Any, jax.Array], types.Metrics] | None = None
+  # XLA options for compiling this trainer's programs (init, step chunks,
+  # evaluate); None: the defaults. E.g. `envs.robots.arm7.compiler_options`
+  # (XLA:CPU's fusion makes MJX kinematics of its 13-body chain
+  # exponentially slow).
+  compiler_options: dict[str, Any] | None = None
 
 
 def step_args(trainer: Trainer, state: TrainState) -> tuple[Any, ...]:

@@ -22,6 +22,10 @@ class Recipe(NamedTuple):
   # make_train(config, axis_name, num_devices) -> Trainer
   make_train: Callable[..., train.Trainer]
   main_metrics: tuple[str, ...]  # shown in the progress bar and plotted
+  # video(config) -> fn(agent_state, key) -> (frames [T, N, H, W, 3] uint8,
+  # success [N]): greedy episodes of one seed's agent, for the run's
+  # rollouts.gif (config.video.num_episodes > 0); None: no video.
+  video: Callable[[ml_collections.ConfigDict], Callable] | None = None
 
 
 _RECIPES: dict[str, Callable[[], Recipe]] = {}

@@ -23,13 +23,17 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import ml_collections
+import mujoco
 
 from jaxrl_vision import recipes
 from jaxrl_vision import train
 from jaxrl_vision import types
 from jaxrl_vision import validation as v
 from jaxrl_vision.agents.ppo import agent as ppo
+from jaxrl_vision.envs import render
+from jaxrl_vision.envs import robots
 from jaxrl_vision.envs import wrappers
+from jaxrl_vision.envs.manipulation import common as manip
 from jaxrl_vision.envs.suite import curriculum as curriculum_lib
 from jaxrl_vision.envs.suite import lift
 from jaxrl_vision.networks import policies
@@ -95,6 +99,9 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
     ) from None
   v.positive_int(config, "train.num_iterations")
   v.positive_int(config, "eval.num_episodes")
+  if "video" in config:
+    v.non_negative_int(config, "video.num_episodes")
+    v.positive_int(config, "video.image_size")
 
 
 def make_train(
@@ -217,6 +224,12 @@ def make_train(
       prefill_key,
       keep,
     )
+    # The z-filter starts from the prefill's observations (the same
+    # parameters: the same key), so the first publish does not jump.
+    flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731
+    agent_state = agent.init(
+      agent_key, one_obs, warm_obs=jax.tree.map(flat, window.obs)
+    )
     return train.TrainState(
       agent=agent_state,
       env=env_state,
@@ -271,19 +284,41 @@ def make_train(
     env_steps_per_iteration=num_worlds * stride,
     data=demos,
     data_fingerprint=fingerprint,
+    compiler_options=robots.compiler_options(
+      config.env.params.get("robot", "gripper")
+    ),
   )
 
 
-def make_evaluate(task, agent: ppo.PPO, num_episodes: int):
-  """`evaluate(agent_state, key)`: `num_episodes` episodes from the task's
-  own initial states in freshly randomised worlds (the same key, the same
-  worlds), acting with the current parameters' mean action. Reports
-  `eval/return` and every env metric at the episode's last step
-  (`eval/success`: the cube is up when the episode ends)."""
+class Rollouts(NamedTuple):
+  """Greedy episodes from the task's own initial states: `final` env
+  metrics at the last step [N], `returns` [N], and with a camera the
+  frames [T + 1, N, H, W, 3] uint8 (None without)."""
+
+  final: types.Metrics
+  returns: jax.Array
+  frames: jax.Array | None
+
+
+def make_rollouts(task, agent: ppo.PPO, num_episodes: int, image_size=0):
+  """`rollouts(agent_state, key) -> Rollouts`: `num_episodes` episodes in
+  freshly randomised worlds (the same key, the same worlds), acting with the
+  current parameters' mean action; `image_size` > 0 also renders each
+  step with the task's camera (whatever the observation mode)."""
   env = task.env
   length = env.spec.max_episode_steps
+  eye = None
+  if image_size:
+    camera = mujoco.mj_id2name(
+      task.mj_model, mujoco.mjtObj.mjOBJ_CAMERA, task.layout.camera_id
+    )
+    eye = render.make_camera(task.mj_model, camera, image_size, image_size)
 
-  def evaluate(agent_state: ppo.PPOState, key: jax.Array) -> types.Metrics:
+  def picture(models, axes, state):
+    show = lambda m, p: manip.observe(eye, task.layout, m, p)["image"]  # noqa: E731
+    return jax.vmap(show, in_axes=(axes, 0))(models, state.physics)
+
+  def rollouts(agent_state: ppo.PPOState, key: jax.Array) -> Rollouts:
     world_key, reset_key = jax.random.split(key)
     models, axes = task.randomize_model(
       env.init_model(), world_key, num_episodes
@@ -303,7 +338,8 @@ def make_evaluate(task, agent: ppo.PPO, num_episodes: int):
         current, lstm, env_state.obs, starts, key, noise, deterministic=True
       )
       nxt = step_envs(models, env_state, jnp.clip(actions, -1.0, 1.0))
-      return (nxt, lstm, jnp.zeros_like(starts), total + nxt.reward), None
+      frame = picture(models, axes, nxt) if eye else None
+      return (nxt, lstm, jnp.zeros_like(starts), total + nxt.reward), frame
 
     carry0 = (
       state,
@@ -311,13 +347,50 @@ def make_evaluate(task, agent: ppo.PPO, num_episodes: int):
       jnp.ones((num_episodes,), bool),
       jnp.zeros((num_episodes,)),
     )
-    (final, _, _, total), _ = jax.lax.scan(one, carry0, None, length)
-    metrics = {"eval/return": jnp.mean(total)}
-    for name, value in final.metrics.items():
+    (final, _, _, total), frames = jax.lax.scan(one, carry0, None, length)
+    if eye:
+      frames = jnp.concatenate([picture(models, axes, state)[None], frames])
+    return Rollouts(final.metrics, total, frames)
+
+  return rollouts
+
+
+def make_evaluate(task, agent: ppo.PPO, num_episodes: int):
+  """`evaluate(agent_state, key)`: the mean over `make_rollouts`' episodes
+  of `eval/return` and every env metric at the episode's last step
+  (`eval/success`: the cube is up when the episode ends)."""
+  rollouts = make_rollouts(task, agent, num_episodes)
+
+  def evaluate(agent_state: ppo.PPOState, key: jax.Array) -> types.Metrics:
+    episodes = rollouts(agent_state, key)
+    metrics = {"eval/return": jnp.mean(episodes.returns)}
+    for name, value in episodes.final.items():
       metrics[f"eval/{name}"] = jnp.mean(value)
     return metrics
 
   return evaluate
+
+
+def make_video(config: ml_collections.ConfigDict):
+  """`video(agent_state, key) -> (frames [T + 1, N, H, W, 3], success [N])`
+  for the run's rollout video: `config.video.num_episodes` greedy episodes
+  of one seed's agent, rendered at `config.video.image_size`."""
+  task = TASKS[config.env.name](**config.env.params)
+  probe = jax.eval_shape(
+    task.env.reset, task.env.init_model(), jax.random.key(0)
+  ).obs
+  agent = ppo.make_ppo(
+    task.env.spec.action_shape[0], pixels="image" in probe, **config.agent
+  )
+  rollouts = make_rollouts(
+    task, agent, config.video.num_episodes, config.video.image_size
+  )
+
+  def video(agent_state, key):
+    episodes = rollouts(agent_state, key)
+    return episodes.frames, episodes.final["success"]
+
+  return video
 
 
 def make_recipe() -> recipes.Recipe:
@@ -325,4 +398,5 @@ def make_recipe() -> recipes.Recipe:
     validate=validate,
     make_train=make_train,
     main_metrics=("episode/success", "eval/success", "learner/kl"),
+    video=make_video,
   )

@@ -1,9 +1,12 @@
 """Surreal-PPO's recipe: the smoke run learns-shaped metrics, resumes
 bitwise, and its segments never mix episodes."""
 
+import os
+
 import jax
 import numpy as np
 from absl.testing import absltest
+from PIL import Image
 
 from configs import surreal_ppo_lift
 from experiments import loop
@@ -42,7 +45,16 @@ class SurrealPPORecipeTest(absltest.TestCase):
     ):
       self.assertIn(name, final)
     self.assertTrue(np.isfinite(final["learner/value_loss"]))
+    self.assertBetween(final["learner/explained_variance"], -100.0, 1.0)
     self.assertEqual(self.step, self.config.train.num_iterations)
+
+  def test_rollout_video(self):
+    self.assertEqual(self.summary["rollouts"], "rollouts.gif")
+    with Image.open(os.path.join(self.reference, "rollouts.gif")) as gif:
+      # The first observation and one frame per step of each episode.
+      frames = self.config.env.params.episode_length + 1
+      self.assertEqual(gif.n_frames, frames)
+      self.assertGreater(gif.width, 2 * self.config.video.image_size)
 
   def test_resume_is_bitwise(self):
     workdir = helpers.fresh_workdir("ppo_crashed")

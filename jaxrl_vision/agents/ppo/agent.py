@@ -63,7 +63,7 @@ class PPOState(NamedTuple):
 
 
 class PPO(NamedTuple):
-  """init(key, obs) -> PPOState (obs: one step, [B, ...]);
+  """init(key, obs, warm_obs=None) -> PPOState (obs: one step, [B, ...]);
   act(state, carry, obs, starts, key, log_std_noise, deterministic) ->
     (actions, behaviour Gaussian, carry), with the reference parameters;
   learn(state, segments) -> (state, metrics): one learner iteration;
@@ -96,9 +96,12 @@ def make_ppo(
   lr_update_freq: int = 100,
   max_grad_norm: float = 5.0,
   publish_every: int = 4096,
+  reward_scale: float = 1.0,
 ) -> PPO:
   """Builds Surreal-PPO for `action_size` actions in [-1, 1]; the
-  observation's low-dim leaves are z-filtered."""
+  observation's low-dim leaves are z-filtered. `reward_scale` multiplies
+  the rewards the learner sees (the reference's `reward_scale`, 0.01 for
+  its Hopper): it sets the value function's scale."""
   net = policies.make_actor_critic(
     action_size,
     pixels=pixels,
@@ -115,10 +118,16 @@ def make_ppo(
     low = policies.low_dim(obs, batch_dims)
     return net.encode(params, image, losses.zfilter_apply(zfilter, low))
 
-  def init(key, obs):
+  def init(key, obs, warm_obs=None):
+    """obs: one step [B, ...]; warm_obs (optional, [M, ...]): observations
+    the z-filter starts from, in the current and the reference parameters
+    alike (otherwise it is the identity until the first learner iteration
+    and the first publish jumps)."""
     low = policies.low_dim(obs, 1)
     params = net.init(key, obs.get("image"), low)
     zf = losses.zfilter_init(low.shape[-1])
+    if warm_obs is not None:
+      zf = losses.zfilter_update(zf, policies.low_dim(warm_obs, 1))
     zero = jnp.float32(0)
     return PPOState(
       params=params,
@@ -177,7 +186,8 @@ def make_ppo(
     gae = jax.vmap(
       lambda *a: losses.truncated_gae(*a, gamma=gamma, lam=lam, horizon=horizon)
     )
-    adv, ret = gae(seg.rewards, values, next_values, seg.terminated, seg.ends)
+    rewards = seg.rewards * reward_scale
+    adv, ret = gae(rewards, values, next_values, seg.terminated, seg.ends)
     adv = losses.normalize_advantages(adv)
     ref_dist, _, _ = unroll(state.reference, state.reference_zfilter, seg)
     ref_dist = jax.tree.map(head, ref_dist)
@@ -240,6 +250,8 @@ def make_ppo(
     (params, critic_opt), value_losses = jax.lax.scan(
       critic_epoch, (params, state.critic_opt), None, critic_epochs
     )
+    # The critic before this iteration's epochs, on its own targets.
+    explained = losses.explained_variance(head(values), ret)
     low = policies.low_dim(seg.obs, 2)
     zfilter = losses.zfilter_update(
       state.zfilter, low.reshape(-1, low.shape[-1])
@@ -267,6 +279,7 @@ def make_ppo(
       "learning_rate": lr,
       "std": jnp.mean(jnp.exp(params["core"]["log_std"])),
       "return_target": jnp.mean(ret),
+      "explained_variance": explained,
     }
     return state, metrics
 

@@ -159,6 +159,12 @@ def value_loss(values: jax.Array, returns: jax.Array) -> jax.Array:
   return jnp.mean(jnp.square(values - returns))
 
 
+def explained_variance(values: jax.Array, returns: jax.Array) -> jax.Array:
+  """1 - var(R - V) / var(R): 1 for a perfect critic, 0 for a constant,
+  below 0 for one worse than the targets' mean."""
+  return 1.0 - jnp.var(returns - values) / jnp.maximum(jnp.var(returns), 1e-8)
+
+
 def adapt_beta(
   beta: jax.Array,
   mean_kl: jax.Array,

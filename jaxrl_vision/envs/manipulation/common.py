@@ -99,10 +99,15 @@ class ManipulationTask(NamedTuple):
 
 
 def make_layout(
-  mj_model: mujoco.MjModel, num_objects: int, camera: str = CAMERA
+  mj_model: mujoco.MjModel,
+  num_objects: int,
+  camera: str = CAMERA,
+  robot: str = "gripper",
 ) -> Layout:
-  """Reads object and gripper ids from a model built by `scene.scene_xml`;
-  `camera` (a `scene.CAMERAS` name) is the one the agent sees through."""
+  """Reads object and finger ids from a model built by `scene.scene_xml`;
+  `camera` (a `scene.CAMERAS` name) is the one the agent sees through. With
+  the Cartesian `robot` "gripper" its joints must be the first six qpos
+  entries (other robots check their own, `envs.robots`)."""
   if camera not in scene.CAMERAS:
     raise ValueError(
       f"unknown camera {camera!r}; valid cameras: {sorted(scene.CAMERAS)}"
@@ -130,7 +135,9 @@ def make_layout(
   static_ids = np.array([g for g in map(geom, static) if g >= 0])
   gripper_joints = [joint(n) for n in ("x", "y", "z", "yaw")]
   gripper_joints += [joint(n) for n in ("finger_left", "finger_right")]
-  if list(mj_model.jnt_qposadr[gripper_joints]) != list(range(6)):
+  if robot == "gripper" and (
+    list(mj_model.jnt_qposadr[gripper_joints]) != list(range(6))
+  ):
     raise ValueError("the gripper joints must be the first six qpos entries")
   return Layout(
     object_kinds=kinds,
@@ -307,8 +314,10 @@ def observe(
   layout: Layout,
   model: mjx.Model,
   physics: ManipPhysics,
+  depth: bool = False,
 ) -> dict[str, jax.Array]:
-  """The agent's observation: camera image, gripper state, height, aperture.
+  """The agent's observation: camera image, gripper state, height, aperture
+  (and with `depth` the camera's z-depth, "depth": [H, W] float32 metres).
 
   Objects are white in the model and take this episode's colour here: the
   camera shades every geom as rgba * (ambient + diffuse * Lambert), so
@@ -333,7 +342,8 @@ def observe(
   tint = tint.at[layout.object_geoms].set(physics.object_rgb)
   seg = jnp.where(frame.segmentation < 0, ngeom, frame.segmentation)
   image = jnp.round(frame.rgb.astype(jnp.float32) * tint[seg])
-  return {
+  extra = {"depth": frame.depth} if depth else {}
+  return extra | {
     "image": image.astype(jnp.uint8),
     "gripper_closed": physics.gripper_closed.astype(jnp.float32),
     "height": physics.data.qpos[2].astype(jnp.float32),
@@ -407,7 +417,10 @@ def gripper_start_qpos(key: jax.Array) -> jax.Array:
 
 
 def reset_data(
-  model: mjx.Model, qpos: jax.Array, num_settle_substeps: int
+  model: mjx.Model,
+  qpos: jax.Array,
+  num_settle_substeps: int,
+  ctrl: jax.Array | None = None,
 ) -> mjx.Data:
   """Fresh MJX state at `qpos`, at rest.
 
@@ -418,15 +431,15 @@ def reset_data(
   computes its own: nothing reads a reset state's contacts, and collision
   is most of a reset's cost (3.7 of 6.9 s of its compile on the 2-core
   CPU), paid inside every step of `wrappers.auto_reset`. With > 0 the
-  scene is simulated that long, for placements that may overlap.
+  scene is simulated that long, for placements that may overlap. `ctrl`:
+  the actuators' set-points (default: the Cartesian gripper's, its pose).
   """
-  data = mjx.make_data(model).replace(qpos=qpos, ctrl=qpos[:NUM_GRIPPER_DOF])
+  ctrl = qpos[:NUM_GRIPPER_DOF] if ctrl is None else ctrl
+  data = mjx.make_data(model).replace(qpos=qpos, ctrl=ctrl)
   if num_settle_substeps <= 0:
     data = mjx.kinematics(model, data)
     return mjx.camlight(model, data)
-  ctrls = jnp.broadcast_to(
-    qpos[:NUM_GRIPPER_DOF], (num_settle_substeps, NUM_GRIPPER_DOF)
-  )
+  ctrls = jnp.broadcast_to(ctrl, (num_settle_substeps,) + ctrl.shape)
   return simulate(model, data, ctrls)
 
 
@@ -448,13 +461,16 @@ def touching(data: mjx.Data, geoms_a, geoms_b) -> jax.Array:
   return jnp.any(pair & close, axis=-1)
 
 
-def object_yaw_targets(layout: Layout, data: mjx.Data) -> jax.Array:
+def object_yaw_targets(
+  layout: Layout, data: mjx.Data, yaw: jax.Array | None = None
+) -> jax.Array:
   """[N] gripper yaw displacement that would align the jaws with each object.
 
   Boxes: close on a pair of faces (90 degree symmetry). Lying capsules: close
-  across the axis (180 degree symmetry). Spheres: any yaw (0).
+  across the axis (180 degree symmetry). Spheres: any yaw (0). `yaw`: the
+  jaws' heading (default: the Cartesian gripper's yaw joint).
   """
-  yaw = data.qpos[3]
+  yaw = data.qpos[3] if yaw is None else yaw
   xmat = data.xmat[layout.object_bodies]  # [N, 3, 3]
   out = []
   for i, kind in enumerate(layout.object_kinds):
@@ -812,7 +828,7 @@ def restore_configuration(
   velocities, the gripper command) at a fresh episode's time 0; its
   appearance (colours, light, camera jitter) stays. Like `reset_data`, it
   holds no contacts until the first step computes them."""
-  data = reset_data(model, qpos, 0).replace(qvel=qvel)
+  data = reset_data(model, qpos, 0, ctrl=physics.data.ctrl).replace(qvel=qvel)
   return physics._replace(
     data=data,
     t=jnp.zeros_like(physics.t),

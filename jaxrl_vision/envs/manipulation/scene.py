@@ -123,7 +123,8 @@ def _walls() -> list[str]:
   return lines
 
 
-def _gripper() -> str:
+def gripper_xml() -> str:
+  """The Cartesian gripper's MJCF body."""
   fx, fy, fz = FINGER_HALF
   lo, hi = WORKSPACE_LOW, WORKSPACE_HIGH
   arm = f'damping="{ARM_DAMPING}" armature="0.05"'
@@ -156,7 +157,8 @@ def _gripper() -> str:
 {fingers}    </body>"""
 
 
-def _actuators() -> str:
+def gripper_actuator_xml() -> str:
+  """The Cartesian gripper's actuators."""
   lo, hi = WORKSPACE_LOW, WORKSPACE_HIGH
   lines = []
   for i, axis in enumerate("xyz"):
@@ -195,6 +197,7 @@ def scene_xml(
   max_contact_points: int = -1,
   solver: str = "Newton",
   jacobian: str = "sparse",
+  robot: tuple[str, str] | None = None,
 ) -> str:
   """Returns the MJCF of the scene.
 
@@ -205,6 +208,8 @@ def scene_xml(
       of all candidate pairs (fewer constraint rows for the solver). The
       tasks leave it off: with it, a vmapped MJX step of this scene hung on
       XLA:CPU (jax 0.10.2) at batch 64 exactly (65 and 128 ran).
+    robot: (worldbody MJCF, actuator MJCF) of the robot
+      (`envs.robots.scene_parts`); None: the Cartesian gripper.
 
   Returns:
     An MJCF string for `mujoco.MjModel.from_xml_string`.
@@ -221,6 +226,10 @@ def scene_xml(
       f'<numeric name="max_contact_points" data="{max_contact_points}"/>'
       "</custom>"
     )
+  robot_body, robot_actuators = robot or (
+    gripper_xml(),
+    gripper_actuator_xml(),
+  )
   body = "\n    ".join(_walls()) if walls else ""
   body += "".join(_object(i, s) for i, s in enumerate(objects))
   return f"""<mujoco model="tray">
@@ -236,11 +245,11 @@ def scene_xml(
       rgba="0.42 0.44 0.46 1" {_STATIC}/>
     <camera name="overhead" pos="0 -0.36 0.36" xyaxes="1 0 0 0 0.7071 0.7071"
       fovy="45"/>
-    {_gripper()}
+    {robot_body}
     {body}
   </worldbody>
   <actuator>
-    {_actuators()}
+    {robot_actuators}
   </actuator>
 </mujoco>
 """

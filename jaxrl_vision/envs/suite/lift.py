@@ -3,18 +3,19 @@
 A cube rests on the tray floor at a random x-y (uniform in +-`placement`
 around the centre) and yaw; its half-side is drawn per world in
 `HALF_SIDE_RANGE` by `randomize_model` (the seed randomises "the size and the
-placement of the cube"). The Cartesian parallel-jaw gripper of
-`envs.manipulation` starts open 10 cm up at a random x-y in +-4 cm.
+placement of the cube"). The robot (`envs.robots`) starts with its jaws
+open: the Cartesian gripper 10 cm up at a random x-y in +-4 cm, the 7-DoF
+arm 10 cm over the tray centre with N(0, 0.02 rad) on every joint.
 
-  observation  obs_mode "state":  {"proprio": [14], "object": [10]} float32
-               obs_mode "pixels": {"image": [H, W, 3] uint8, "proprio": [14]}
-               proprio = gripper x, y, z (metres), sin and cos of its yaw,
-               finger openings (1 = open), the gripper's 6 joint velocities
-               and the close command (0 / 1); object = cube position,
-               quaternion, and cube minus gripper position (robosuite's
-               `object-state`).
-  action       [7] float32, the Cartesian action of `envs.manipulation.common`
-               (3 cm per axis and step, a yaw step, open/close scores).
+  observation  obs_mode "state":  {"proprio": [P], "object": [10]} float32
+               obs_mode "pixels": {"image": [H, W, C] uint8, "proprio": [P]},
+               C = 3 (RGB), +1 with depth, x frame_stack
+               proprio = the robot's (14 for the gripper, 30 for the arm;
+               `envs.robots`); object = cube position, quaternion, and cube
+               minus fingertip position (robosuite's `object-state`).
+  action       the robot's, continuous in [-1, 1]: [5] for the gripper (3 cm
+               per axis and step, a yaw step, the fingers' set-point), [8]
+               joint velocities and the fingers' set-point for the arm.
   reward       robosuite's dense Lift reward (`reward_shaping=True`):
                1[success] + reach + grasp, reach = 1 - tanh(10 d(fingertips,
                cube)), grasp = 0.25 if both fingers touch the cube; <= 2.25.
@@ -25,7 +26,8 @@ placement of the cube"). The Cartesian parallel-jaw gripper of
                (learners bootstrap from the final observation).
 
 `metrics` holds the success flag and the stage rewards (reach, grasp, lift)
-of the step; `expert_action` lifts the cube from privileged state.
+of the step; `expert_action` lifts the cube from privileged state, with
+either robot (its Cartesian commands go through `Robot.cartesian_action`).
 """
 
 import jax
@@ -36,8 +38,10 @@ from mujoco import mjx
 
 from jaxrl_vision import types
 from jaxrl_vision.envs import render
+from jaxrl_vision.envs import robots
 from jaxrl_vision.envs.manipulation import common
 from jaxrl_vision.envs.manipulation import scene
+from jaxrl_vision.envs.suite import pixels
 
 HALF_SIDE_RANGE = (0.015, 0.025)  # metres; spec §0 item 7 [D]
 SUCCESS_HEIGHT = 0.04  # cube centre above the floor
@@ -46,24 +50,9 @@ LIFT_HEIGHT = 0.12  # the expert lifts the fingertips to here
 FINGER_SETTLED = 0.02  # m/s: the closing fingers have stopped
 FINGER_MISSED = 0.004  # m: fingers this shut hold nothing
 OBS_MODES = ("state", "pixels")
-PROPRIO_SIZE = 14
+PROPRIO_SIZE = 14  # the Cartesian gripper's; the arm's is 30
 OBJECT_SIZE = 10
 METRICS = ("success", "reach", "grasp", "lift")
-
-
-def proprio(physics: common.ManipPhysics) -> jax.Array:
-  """[14] float32: the gripper's own state (see the module doc)."""
-  data = physics.data
-  yaw = data.qpos[3]
-  return jnp.concatenate(
-    [
-      data.qpos[:3],
-      jnp.stack([jnp.sin(yaw), jnp.cos(yaw)]),
-      data.qpos[4:6] / scene.FINGER_OPEN,
-      data.qvel[: common.NUM_GRIPPER_DOF],
-      physics.gripper_closed[None],
-    ]
-  ).astype(jnp.float32)
 
 
 def make_lift_task(
@@ -73,6 +62,9 @@ def make_lift_task(
   substeps_per_action: int = 10,
   placement: float = 0.06,
   camera: str = "overhead",
+  depth: bool = False,
+  frame_stack: int = 1,
+  robot: str = "gripper",
 ) -> common.ManipulationTask:
   """Builds Block Lifting with the Cartesian gripper, its expert and its
   per-world randomiser (cube size, mass, friction).
@@ -82,13 +74,27 @@ def make_lift_task(
       image + proprio).
     image_size: the camera image is image_size x image_size RGB (pixels).
     episode_length: agent steps per episode.
-    substeps_per_action: 5 ms physics substeps per agent step (10 = 20 Hz).
+    substeps_per_action: 5 ms physics substeps per agent step (10 = 20 Hz;
+      the seed's 10 Hz is 20).
     placement: the cube's centre is uniform in +-placement (metres) in x
       and y.
     camera: a `scene.CAMERAS` name, for "pixels".
+    depth: "pixels" only: the camera's depth as a 4th channel
+      (`envs.suite.pixels`).
+    frame_stack: "pixels" only: the last `frame_stack` frames stacked
+      along the channels (oldest first; an episode starts with its first
+      frame repeated).
+    robot: "gripper" (Cartesian, the CPU default) or "arm7" (`envs.robots`).
   """
   if obs_mode not in OBS_MODES:
     raise ValueError(f"obs_mode must be one of {OBS_MODES}: {obs_mode!r}")
+  if obs_mode != "pixels" and (depth or frame_stack != 1):
+    raise ValueError(
+      f"depth and frame_stack apply to obs_mode='pixels' only; got "
+      f"{obs_mode=}, {depth=}, {frame_stack=}"
+    )
+  if frame_stack < 1:
+    raise ValueError(f"frame_stack must be >= 1; got {frame_stack}")
   if episode_length < 1 or substeps_per_action < 1:
     raise ValueError(
       "lift needs episode_length >= 1 and substeps_per_action >= 1; got "
@@ -101,29 +107,40 @@ def make_lift_task(
       f"inside the tray); got {placement}"
     )
   mj_model = mujoco.MjModel.from_xml_string(
-    scene.scene_xml((scene.CUBE,), walls=True)
+    scene.scene_xml((scene.CUBE,), walls=True, robot=robots.scene_parts(robot))
   )
-  layout = common.make_layout(mj_model, 1, camera)
+  layout = common.make_layout(mj_model, 1, camera, robot=robot)
+  arm = robots.make_robot(robot, mj_model)
+  step_s = substeps_per_action * float(mj_model.opt.timestep)
   eye = render.make_camera(mj_model, camera, image_size, image_size)
   cube_body, cube_geom = layout.object_bodies[0], layout.object_geoms[0]
 
-  def observe(model, physics):
+  def observe(model, physics, previous=None):
+    """The observation of `physics`; `previous` (the last observation) is
+    None at an episode's first step (the frame stack starts full)."""
     if obs_mode == "pixels":
-      image = common.observe(eye, layout, model, physics)["image"]
+      image = pixels.frame(eye, layout, model, physics, depth)
+      if previous is None:
+        image = pixels.start_stack(image, frame_stack)
+      else:
+        image = pixels.push(previous["image"], image)
       return {"image": image, "proprio": proprio(physics)}
     data = physics.data
     cube = data.xpos[cube_body]
     return {
       "proprio": proprio(physics),
       "object": jnp.concatenate(
-        [cube, data.xquat[cube_body], cube - data.qpos[:3]]
+        [cube, data.xquat[cube_body], cube - arm.tip(data)]
       ).astype(jnp.float32),
     }
+
+  def proprio(physics):
+    return arm.proprio(physics.data, physics.gripper_closed)
 
   def stages(data):
     """(success, reach, grasp, lift) of a state, as float32 scalars."""
     cube = data.xpos[cube_body]
-    reach_r = 1.0 - jnp.tanh(10.0 * jnp.linalg.norm(cube - data.qpos[:3]))
+    reach_r = 1.0 - jnp.tanh(10.0 * jnp.linalg.norm(cube - arm.tip(data)))
     fingers = common.touching(data, [cube_geom], layout.finger_geoms)
     grasp_r = 0.25 * jnp.all(fingers)
     success = cube[2] > SUCCESS_HEIGHT
@@ -132,15 +149,13 @@ def make_lift_task(
 
   def reset(model: mjx.Model, key: jax.Array) -> types.EnvState:
     place_key, grip_key, color_key = jax.random.split(key, 3)
-    qpos = model.qpos0.at[: common.NUM_GRIPPER_DOF].set(
-      common.gripper_start_qpos(grip_key)
-    )
+    qpos = model.qpos0.at[: arm.num_qpos].set(arm.start_qpos(grip_key))
     qpos = common.place_objects(
       model, layout, qpos, place_key, extent=0.0, jitter=placement
     )
     shift, rot = common.no_camera_jitter()
     physics = common.ManipPhysics(
-      data=common.reset_data(model, qpos, 0),
+      data=common.reset_data(model, qpos, 0, ctrl=arm.rest_ctrl(qpos)),
       t=jnp.int32(0),
       gripper_closed=jnp.float32(0),
       object_rgb=common.random_colors(color_key, 1, (0.0, 1.0)),
@@ -163,7 +178,7 @@ def make_lift_task(
     model: mjx.Model, state: types.EnvState, action: jax.Array
   ) -> types.EnvState:
     p = state.physics
-    ctrl, closed = common.setpoint(p.data, action)
+    ctrl, closed = arm.control(p.data, action)
     ctrls = jnp.broadcast_to(ctrl, (substeps_per_action, ctrl.shape[0]))
     data = common.simulate(model, p.data, ctrls)
     t = p.t + 1
@@ -171,7 +186,7 @@ def make_lift_task(
     success, reach_r, grasp_r, lift_r = stages(data)
     return types.EnvState(
       physics=physics,
-      obs=observe(model, physics),
+      obs=observe(model, physics, state.obs),
       reward=success + reach_r + grasp_r,
       terminated=jnp.bool_(False),
       truncated=t >= episode_length,
@@ -194,27 +209,26 @@ def make_lift_task(
     """Scripted lift from privileged state: hover over the cube, align the
     jaws, descend, close, then rise; stateless (the phase is read from the
     gripper pose and the close command)."""
-    del model
     data = state.physics.data
-    grip = data.qpos[:3]
+    grip = arm.tip(data)
     cube = data.xpos[cube_body]
     if aim_offset is not None:
       cube = cube.at[:2].add(aim_offset)
-    dyaw = common.object_yaw_targets(layout, data)[0]
+    dyaw = common.object_yaw_targets(layout, data, arm.yaw(data))[0]
     translation, dyaw, ready = common.approach(grip, cube, dyaw, HOVER_HEIGHT)
     closed = state.physics.gripper_closed > 0.5
     # Closed: hold still until the fingers stop, then rise; reopen (and
     # approach again) if they shut on nothing.
-    fingers = data.qpos[4:6]
-    settled = jnp.max(jnp.abs(data.qvel[4:6])) < FINGER_SETTLED
+    fingers = arm.fingers(data)
+    settled = arm.finger_speed(data) < FINGER_SETTLED
     missed = jnp.max(fingers) < FINGER_MISSED
     up = jnp.array([0.0, 0.0, LIFT_HEIGHT - grip[2]])
     hold = jnp.where(settled, up, jnp.zeros(3))
     translation = jnp.where(closed, hold, translation)
     dyaw = jnp.where(closed, 0.0, dyaw)
     close = (closed & ~missed) | ready
-    action = common.make_action(translation, dyaw, close)
-    return common.add_noise(action, key, noise_scale)
+    action = arm.cartesian_action(model, data, translation, dyaw, close, step_s)
+    return arm.add_noise(action, key, noise_scale)
 
   def sample_sizes(key: jax.Array) -> jax.Array:
     half = jax.random.uniform(
@@ -235,9 +249,15 @@ def make_lift_task(
   )
   if obs_mode == "state":
     spec = task.env.spec._replace(
-      obs_shape=(PROPRIO_SIZE + OBJECT_SIZE,), obs_dtype=jnp.float32
+      obs_shape=(arm.proprio_size + OBJECT_SIZE,), obs_dtype=jnp.float32
     )
-    task = task._replace(env=task.env._replace(spec=spec))
+  else:
+    size = (image_size, image_size, pixels.channels(depth, frame_stack))
+    spec = task.env.spec._replace(obs_shape=size)
+  spec = spec._replace(action_shape=(arm.action_size,))
+  task = task._replace(
+    env=task.env._replace(spec=spec), random_action=arm.random_action
+  )
   return task
 
 

@@ -73,6 +73,29 @@ class LearnTest(absltest.TestCase):
       float(state.reference_zfilter.count), float(state.zfilter.count)
     )
 
+  def test_warm_zfilter_starts_from_given_observations(self):
+    agent = _agent()
+    cold = agent.init(jax.random.key(0), self.obs)
+    warm_obs = {"proprio": jnp.arange(3 * D, dtype=jnp.float32).reshape(3, D)}
+    warm = agent.init(jax.random.key(0), self.obs, warm_obs=warm_obs)
+    same = jax.tree.map(np.array_equal, cold.params, warm.params)
+    self.assertTrue(all(jax.tree.leaves(same)))  # same parameters
+    for zf in (warm.zfilter, warm.reference_zfilter):
+      self.assertAlmostEqual(float(zf.count), 3.0, places=3)
+      np.testing.assert_allclose(zf.total, warm_obs["proprio"].sum(0))
+
+  def test_reward_scale_scales_the_return_targets(self):
+    state = _agent().init(jax.random.key(0), self.obs)
+    zero_critic = jax.tree.map(jnp.zeros_like, state.params)
+    state = state._replace(params=zero_critic, reference=zero_critic)
+    targets = {}
+    for scale in (1.0, 0.1):
+      learn = jax.jit(_agent(reward_scale=scale).learn)
+      targets[scale] = float(learn(state, self.seg)[1]["return_target"])
+    # V = 0 everywhere: the targets are the scaled rewards' sums.
+    self.assertNotAlmostEqual(targets[1.0], 0.0, places=3)
+    self.assertAlmostEqual(targets[0.1], 0.1 * targets[1.0], places=5)
+
   def test_lstm_restarts_at_an_episode_start(self):
     agent = _agent()
     state = agent.init(jax.random.key(0), self.obs)

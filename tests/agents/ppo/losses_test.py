@@ -185,6 +185,17 @@ class ScheduleTest(absltest.TestCase):
       )
 
 
+class ExplainedVarianceTest(absltest.TestCase):
+  def test_by_hand(self):
+    ret = jnp.array([1.0, 2.0, 3.0, 4.0])  # var 1.25
+    ev = losses.explained_variance
+    self.assertAlmostEqual(float(ev(ret, ret)), 1.0)
+    self.assertAlmostEqual(float(ev(jnp.full(4, 9.0), ret)), 0.0)
+    # residuals (0, 0, 0, 1): var 0.1875 -> 1 - 0.1875 / 1.25
+    v = ret.at[3].add(-1.0)
+    self.assertAlmostEqual(float(ev(v, ret)), 0.85, places=6)
+
+
 class ZFilterTest(absltest.TestCase):
   def test_stats_and_clip(self):
     rng = np.random.default_rng(1)

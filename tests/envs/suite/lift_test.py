@@ -97,12 +97,32 @@ class LiftTest(absltest.TestCase):
     self.assertGreater(np.abs(xy).max(), 0.03)
 
   def test_pixels_mode_and_registry(self):
-    env = registry.make_env("lift", obs_mode="pixels", image_size=16)
-    state = jax.jit(env.reset)(env.init_model(), jax.random.key(0))
-    self.assertEqual(state.obs["image"].shape, (16, 16, 3))
-    self.assertEqual(state.obs["image"].dtype, jnp.uint8)
-    self.assertEqual(state.obs["proprio"].shape, (lift.PROPRIO_SIZE,))
-    self.assertGreater(int(state.obs["image"].max()), 0)
+    env = registry.make_env(
+      "lift", obs_mode="pixels", image_size=16, depth=True, frame_stack=3
+    )
+    self.assertEqual(env.spec.obs_shape, (16, 16, 12))
+    model = env.init_model()
+    first = jax.jit(env.reset)(model, jax.random.key(0))
+    image = np.asarray(first.obs["image"])
+    self.assertEqual(image.shape, (16, 16, 12))
+    self.assertEqual(image.dtype, np.uint8)
+    self.assertEqual(first.obs["proprio"].shape, (lift.PROPRIO_SIZE,))
+    self.assertGreater(int(image.max()), 0)
+    # An episode starts with its first frame repeated.
+    for k in (1, 2):
+      np.testing.assert_array_equal(
+        image[..., 4 * k : 4 * k + 4], image[..., :4]
+      )
+    down = jnp.array([0.0, 0.0, -1.0, 0.0, -1.0])  # down, jaws open
+    second = jax.jit(env.step)(model, first, down)
+    new = np.asarray(second.obs["image"])
+    np.testing.assert_array_equal(new[..., :8], image[..., 4:])  # shifted
+    # The newest frame is the camera's RGB and its depth (the gripper came
+    # 3 cm nearer the overhead camera: some depth levels changed).
+    self.assertFalse(np.array_equal(new[..., 8:], image[..., 8:]))
+    task = lift.make_lift_task(obs_mode="pixels", image_size=16)
+    rgb = jax.jit(task.observe)(model, second.physics)["image"]
+    np.testing.assert_array_equal(new[..., 8:11], rgb)
 
   def test_bad_arguments(self):
     with self.assertRaisesRegex(ValueError, "obs_mode"):
@@ -111,6 +131,10 @@ class LiftTest(absltest.TestCase):
       lift.make_lift_task(placement=0.2)
     with self.assertRaisesRegex(ValueError, "episode_length"):
       lift.make_lift_task(episode_length=0)
+    with self.assertRaisesRegex(ValueError, "pixels"):
+      lift.make_lift_task(depth=True)  # state observations have no depth
+    with self.assertRaisesRegex(ValueError, "frame_stack"):
+      lift.make_lift_task(obs_mode="pixels", frame_stack=0)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,108 @@
+"""The Cartesian parallel-jaw gripper as a `Robot` (the CPU default).
+
+Four position-controlled joints (slide x, y, z and a yaw hinge) and two
+slide fingers; its MJCF and gains live in `envs.manipulation.scene`. The
+frame's origin is the fingertips' centre, so qpos[:3] is `tip`.
+
+  action   [5] float32 in [-1, 1], continuous as robosuite's: a[0:3] moves
+           the set-point by up to `common.MAX_TRANSLATION` (3 cm) per axis
+           from the measured position, a[3] turns it by up to
+           `common.MAX_YAW` (0.25 rad), a[4] is the fingers' set-point from
+           open (-1) to shut (+1); "closed" means a[4] > 0. (QT-Opt's tasks
+           keep `common`'s [7] action with (sin, cos) yaw and one-hot
+           open/close scores: under Gaussian exploration that yaw is a
+           random walk and the fingers chatter, which Surreal-PPO on the
+           suite does not recover from.)
+  proprio  [14] float32: tip x, y, z (metres), sin and cos of the yaw,
+           finger openings (1 = open), the 6 joint velocities and the close
+           command (0 / 1).
+"""
+
+import jax
+import jax.numpy as jnp
+import mujoco
+
+from jaxrl_vision.envs.manipulation import common
+from jaxrl_vision.envs.manipulation import scene
+from jaxrl_vision.envs.robots import robot as robot_lib
+
+PROPRIO_SIZE = 14
+ACTION_SIZE = 5
+
+
+def body_xml() -> str:
+  return scene.gripper_xml()
+
+
+def actuator_xml() -> str:
+  return scene.gripper_actuator_xml()
+
+
+def proprio(data, closed) -> jax.Array:
+  yaw = data.qpos[3]
+  return jnp.concatenate(
+    [
+      data.qpos[:3],
+      jnp.stack([jnp.sin(yaw), jnp.cos(yaw)]),
+      data.qpos[4:6] / scene.FINGER_OPEN,
+      data.qvel[: common.NUM_GRIPPER_DOF],
+      jnp.asarray(closed, jnp.float32)[None],
+    ]
+  ).astype(jnp.float32)
+
+
+def control(data, action) -> tuple[jax.Array, jax.Array]:
+  """(ctrl [6] set-points of x, y, z, yaw and the fingers, closed ())."""
+  a = jnp.clip(jnp.asarray(action, jnp.float32), -1.0, 1.0)
+  low = jnp.asarray(scene.WORKSPACE_LOW, jnp.float32)
+  high = jnp.asarray(scene.WORKSPACE_HIGH, jnp.float32)
+  xyz = jnp.clip(data.qpos[:3] + common.MAX_TRANSLATION * a[:3], low, high)
+  yaw = jnp.clip(data.qpos[3] + common.MAX_YAW * a[3], -jnp.pi, jnp.pi)
+  finger = scene.FINGER_OPEN * (1.0 - a[4]) / 2.0
+  ctrl = jnp.concatenate([xyz, yaw[None], jnp.stack([finger, finger])])
+  return ctrl.astype(jnp.float32), (a[4] > 0).astype(jnp.float32)
+
+
+def cartesian_action(model, data, translation, dyaw, close, step_s):
+  """The action moving the set-point by `translation` metres and `dyaw`."""
+  del model, data, step_s  # the action is a set-point displacement
+  t = jnp.clip(translation / common.MAX_TRANSLATION, -1.0, 1.0)
+  turn = jnp.clip(dyaw / common.MAX_YAW, -1.0, 1.0)
+  grip = jnp.where(close, 1.0, -1.0)
+  return jnp.concatenate([t, jnp.stack([turn, grip])]).astype(jnp.float32)
+
+
+def random_action(key: jax.Array) -> jax.Array:
+  """Uniform moves and turn, and a coin flip between open and shut."""
+  move_key, grip_key = jax.random.split(key)
+  move = jax.random.uniform(move_key, (4,), minval=-1.0, maxval=1.0)
+  grip = jnp.where(jax.random.bernoulli(grip_key), 1.0, -1.0)
+  return jnp.concatenate([move, grip[None]]).astype(jnp.float32)
+
+
+def add_noise(action: jax.Array, key: jax.Array, scale: float) -> jax.Array:
+  """Gaussian noise on the moves and the turn (the grip kept)."""
+  move = jnp.clip(action[:4] + scale * jax.random.normal(key, (4,)), -1, 1)
+  return jnp.concatenate([move, action[4:]]).astype(jnp.float32)
+
+
+def make_gripper(mj_model: mujoco.MjModel) -> robot_lib.Robot:
+  """The gripper's pure functions for a scene of `scene.scene_xml`."""
+  del mj_model  # its joints are checked by `common.make_layout`
+  return robot_lib.Robot(
+    name="gripper",
+    action_size=ACTION_SIZE,
+    proprio_size=PROPRIO_SIZE,
+    num_qpos=common.NUM_GRIPPER_DOF,
+    start_qpos=common.gripper_start_qpos,
+    rest_ctrl=lambda qpos: qpos[: common.NUM_GRIPPER_DOF],
+    control=control,
+    tip=lambda data: data.qpos[:3],
+    yaw=lambda data: data.qpos[3],
+    fingers=lambda data: data.qpos[4:6],
+    finger_speed=lambda data: jnp.max(jnp.abs(data.qvel[4:6])),
+    proprio=proprio,
+    cartesian_action=cartesian_action,
+    random_action=random_action,
+    add_noise=add_noise,
+  )
