@@ -36,6 +36,7 @@ from jaxrl_vision.distributed import mesh as mesh_lib
 RESUMABLE_KEYS = (
   "train.num_iterations",
   "eval.every",
+  "eval.references",
   "video.",
   "checkpoint.",
   "run.",
@@ -287,7 +288,7 @@ def run(
 
   stop = _StopFlag()
   status, it, run_s, records = "completed", start, 0.0, []
-  video_file = None
+  video_file, references = None, None
   bar = tqdm.tqdm(
     total=total,
     initial=start,
@@ -361,6 +362,18 @@ def run(
             f"saved; rerun the same command to resume",
             stop.signum,
           )
+    if (
+      chief
+      and recipe.references is not None
+      and config.eval.get("references", True)
+    ):
+      references = write_references(
+        config,
+        recipe,
+        jax.random.fold_in(eval_key, it),
+        workdir,
+        trainer.compiler_options,
+      )
     if chief and recipe.video is not None and config.get("video"):
       video_file = write_rollouts(
         config,
@@ -395,10 +408,26 @@ def run(
       )
       if video_file:
         summary["rollouts"] = video_file
+      if references:
+        summary["references"] = references
       rundir.write_json(os.path.join(workdir, "summary.json"), summary)
   if chief:
     _print_summary(summary)
   return summary
+
+
+def write_references(
+  config, recipe, key, workdir, compiler_options=None
+) -> dict[str, float]:
+  """<workdir>/references.json: `recipe.references`' scripted policies in
+  the worlds of the final evaluation (`key`), beside the agent's figures."""
+  fn = recipe.references(config)
+  metrics = jax.device_get(
+    jax.jit(fn).lower(key).compile(compiler_options=compiler_options)(key)
+  )
+  metrics = {k: float(v) for k, v in sorted(metrics.items())}
+  rundir.write_json(os.path.join(workdir, "references.json"), metrics)
+  return metrics
 
 
 def write_rollouts(

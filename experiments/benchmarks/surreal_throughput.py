@@ -50,7 +50,10 @@ def frames_per_s(
   models, axes = task.randomize_model(
     env.init_model(), jax.random.key(0), num_worlds
   )
-  reset = jax.jit(jax.vmap(env.reset, in_axes=(axes, 0)))
+  options = robots.compiler_options(robot)
+  reset = jax.jit(
+    jax.vmap(env.reset, in_axes=(axes, 0)), compiler_options=options
+  )
   state = reset(models, jax.random.split(jax.random.key(1), num_worlds))
   step = jax.vmap(env.step, in_axes=(axes, 0, 0))
 
@@ -68,7 +71,7 @@ def frames_per_s(
   compiled = (
     jax.jit(run)
     .lower(state, jax.random.key(2))
-    .compile(compiler_options=robots.compiler_options(robot))
+    .compile(compiler_options=options)
   )
   compile_s = time.perf_counter() - start
   state = jax.block_until_ready(compiled(state, jax.random.key(3)))

@@ -7,12 +7,14 @@ from jaxrl_vision.envs import catch
 from jaxrl_vision.envs.manipulation import grasp
 from jaxrl_vision.envs.manipulation import stack
 from jaxrl_vision.envs.suite import lift
+from jaxrl_vision.envs.suite import stack as suite_stack
 
 _ENVS: dict[str, Callable[..., types.Env]] = {
   "catch": catch.make_catch,
   "grasp": grasp.make_grasp,
   "lift": lift.make_lift,
-  "stack": stack.make_stack,
+  "stack": stack.make_stack,  # Visionary's (pixels, sparse reward)
+  "stacking": suite_stack.make_suite_stack,  # the Robotics Suite's
 }
 
 

@@ -26,6 +26,10 @@ class Recipe(NamedTuple):
   # success [N]): greedy episodes of one seed's agent, for the run's
   # rollouts.gif (config.video.num_episodes > 0); None: no video.
   video: Callable[[ml_collections.ConfigDict], Callable] | None = None
+  # references(config) -> fn(key) -> metrics: scripted policies (expert, no
+  # key skill, random) in the worlds of `evaluate(agent_state, key)`, for
+  # the run's references.json; None: none.
+  references: Callable[[ml_collections.ConfigDict], Callable] | None = None
 
 
 _RECIPES: dict[str, Callable[[], Recipe]] = {}

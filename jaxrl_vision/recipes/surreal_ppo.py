@@ -36,9 +36,10 @@ from jaxrl_vision.envs import wrappers
 from jaxrl_vision.envs.manipulation import common as manip
 from jaxrl_vision.envs.suite import curriculum as curriculum_lib
 from jaxrl_vision.envs.suite import lift
+from jaxrl_vision.envs.suite import stack
 from jaxrl_vision.networks import policies
 
-TASKS = {"lift": lift.make_lift_task}
+TASKS = {"lift": lift.make_lift_task, "stacking": stack.make_stack_task}
 LOG_STD_JITTER = 0.25  # per-world U(-0.25, 0.25) on the log-std (§1.2.4)
 
 
@@ -56,22 +57,24 @@ class Actors(NamedTuple):
 
 
 def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
-  if num_devices != 1:
-    raise v.ConfigError(
-      "distributed.num_devices",
-      num_devices,
-      "surreal_ppo runs on one device for now; set 1",
-    )
   v.one_of(config, "env.name", TASKS)
   v.kwargs_for(config, "env.params", TASKS[config.env.name])
+  if "robot" in config.env.params:
+    v.one_of(config, "env.params.robot", robots.ROBOTS)
   worlds = v.positive_int(config, "env.num_worlds")
   batch = v.positive_int(config, "train.batch_size")
-  if worlds % (batch * num_devices):
+  if batch % num_devices:
+    raise v.ConfigError(
+      "train.batch_size",
+      batch,
+      f"must split over the {num_devices} devices (each learns from its "
+      "share of every minibatch)",
+    )
+  if worlds % batch:
     raise v.ConfigError(
       "env.num_worlds",
       worlds,
-      f"must split into minibatches of train.batch_size ({batch}) on each "
-      f"of {num_devices} devices",
+      f"must split into minibatches of train.batch_size ({batch})",
     )
   length = v.positive_int(config, "train.segment_length")
   stride = v.positive_int(config, "train.stride")
@@ -109,10 +112,14 @@ def make_train(
   axis_name: str | None = None,
   num_devices: int = 1,
 ) -> train.Trainer:
-  del axis_name, num_devices  # one device (checked by `validate`)
+  """With `axis_name` (under `data_parallel_trainer`) each of the
+  `num_devices` devices runs num_worlds / D of the worlds (its slice of the
+  randomised models and of the demos) and learns from its share of every
+  minibatch (`make_ppo(axis_name=...)` averages the gradients)."""
   task = TASKS[config.env.name](**config.env.params)
   env = wrappers.auto_reset(task.env)
   num_worlds = config.env.num_worlds
+  local_worlds = num_worlds // num_devices  # this device's
   length, stride = config.train.segment_length, config.train.stride
   keep = length - stride
   models, axes = task.randomize_model(
@@ -120,8 +127,10 @@ def make_train(
   )
   probe = jax.eval_shape(env.reset, env.init_model(), jax.random.key(0)).obs
   action_size = env.spec.action_shape[0]
-  agent = ppo.make_ppo(action_size, pixels="image" in probe, **config.agent)
-  batch_size = config.train.batch_size
+  agent = ppo.make_ppo(
+    action_size, pixels="image" in probe, axis_name=axis_name, **config.agent
+  )
+  batch_size = config.train.batch_size // num_devices  # this device's share
   step_envs = jax.vmap(env.step, in_axes=(axes, 0, 0))
   cur = config.curriculum
   demos, fingerprint, curriculum = None, "", None
@@ -143,9 +152,34 @@ def make_train(
       )
     )(jax.random.fold_in(jax.random.key(config.seed), 1))
     fingerprint = f"expert-demos-seed{config.seed}-worlds{num_worlds}"
+    if axis_name is not None:  # a leading device axis: one slice each
+      demos = jax.tree.map(
+        lambda x: x.reshape((num_devices, local_worlds) + x.shape[1:]), demos
+      )
+
+  def my_models():
+    """This device's worlds' models (all of them on one device)."""
+    if axis_name is None:
+      return models
+    start = jax.lax.axis_index(axis_name) * local_worlds
+    return jax.tree.map(
+      lambda a, x: (
+        x if a is None else jax.lax.dynamic_slice_in_dim(x, start, local_worlds)
+      ),
+      axes,
+      models,
+      is_leaf=lambda a: a is None,
+    )
 
   def act_steps(
-    agent_state, env_state, actors, episode_return, key, num_steps, demos=None
+    models,
+    agent_state,
+    env_state,
+    actors,
+    episode_return,
+    key,
+    num_steps,
+    demos=None,
   ):
     """Steps every world `num_steps` times (episodes that end restart from
     a demonstration state with the curriculum's probability when `demos`
@@ -195,10 +229,21 @@ def make_train(
       jax.random.split(key, num_steps),
     )
     records = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), records)
-    return carry, records, jax.tree.map(jnp.sum, metrics)
+    metrics = jax.tree.map(jnp.sum, metrics)
+    if axis_name is not None:  # episodes end on every device
+      metrics = jax.lax.psum(metrics, axis_name)
+    return carry, records, metrics
 
   def init(key: jax.Array) -> train.TrainState:
     agent_key, env_key, noise_key, prefill_key, key = jax.random.split(key, 5)
+    if axis_name is not None:  # the same agent, distinct worlds per device
+      device = jax.lax.axis_index(axis_name)
+      env_key, noise_key, prefill_key, key = (
+        jax.random.fold_in(k, device)
+        for k in (env_key, noise_key, prefill_key, key)
+      )
+    models = my_models()
+    num_worlds = local_worlds
     env_state = jax.vmap(env.reset, in_axes=(axes, 0))(
       models, jax.random.split(env_key, num_worlds)
     )
@@ -217,6 +262,7 @@ def make_train(
       window=None,
     )
     (env_state, actors, episode_return), window, _ = act_steps(
+      models,
       agent_state,
       env_state,
       actors,
@@ -243,6 +289,7 @@ def make_train(
     key, act_key, perm_key = jax.random.split(state.key, 3)
     actors = state.buffer
     (env_state, actors_next, episode_return), records, metrics = act_steps(
+      my_models(),
       state.agent,
       state.env,
       actors._replace(window=None),
@@ -255,13 +302,13 @@ def make_train(
       lambda a, b: jnp.concatenate([a, b], axis=1), actors.window, records
     )
     segments = rows._replace(carry=jax.tree.map(lambda c: c[:, 0], rows.carry))
-    order = jax.random.permutation(perm_key, num_worlds)
+    order = jax.random.permutation(perm_key, local_worlds)
     minibatches = jax.tree.map(
       lambda x: x[order].reshape((-1, batch_size) + x.shape[1:]), segments
     )
     agent_state, learner = jax.lax.scan(agent.learn, state.agent, minibatches)
     metrics.update({f"sum/learner/{k}": jnp.sum(x) for k, x in learner.items()})
-    metrics["count/learner"] = jnp.float32(num_worlds // batch_size)
+    metrics["count/learner"] = jnp.float32(local_worlds // batch_size)
     window = jax.tree.map(lambda x: x[:, stride:], rows)
     return (
       state._replace(
@@ -281,7 +328,7 @@ def make_train(
     step=step,
     evaluate=evaluate,
     num_iterations=config.train.num_iterations,
-    env_steps_per_iteration=num_worlds * stride,
+    env_steps_per_iteration=local_worlds * stride,  # per device
     data=demos,
     data_fingerprint=fingerprint,
     compiler_options=robots.compiler_options(
@@ -355,6 +402,69 @@ def make_rollouts(task, agent: ppo.PPO, num_episodes: int, image_size=0):
   return rollouts
 
 
+REFERENCES = ("expert", "descent", "random")
+
+
+def make_references(task, num_episodes: int):
+  """`references(key) -> metrics`: scripted policies in the worlds of
+  `evaluate(agent_state, key)` (the same key, the same worlds and starts):
+  the expert (privileged state), a straight descent (the expert aiming at
+  the fingertips' own x-y: it closes and lifts wherever it starts, with no
+  x-y skill) and uniformly random actions. `<policy>/success` and
+  `<policy>/return` per policy, the means over the episodes."""
+  env = task.env
+  length = env.spec.max_episode_steps
+  target = task.layout.object_bodies[0]
+
+  def descent(model, state, key):
+    data = state.physics.data
+    offset = task.robot.tip(data)[:2] - data.xpos[target][:2]
+    return task.expert_action(model, state, key, aim_offset=offset)
+
+  policies = {
+    "expert": task.expert_action,
+    "descent": descent,
+    "random": lambda model, state, key: task.random_action(key),
+  }
+
+  def references(key: jax.Array) -> types.Metrics:
+    world_key, reset_key = jax.random.split(key)
+    models, axes = task.randomize_model(
+      env.init_model(), world_key, num_episodes
+    )
+    state0 = jax.vmap(env.reset, in_axes=(axes, 0))(
+      models, jax.random.split(reset_key, num_episodes)
+    )
+    step_envs = jax.vmap(env.step, in_axes=(axes, 0, 0))
+    metrics = {}
+    for name in REFERENCES:
+      act = jax.vmap(policies[name], in_axes=(axes, 0, 0))
+
+      def one(carry, k, act=act):
+        state, total = carry
+        actions = act(models, state, jax.random.split(k, num_episodes))
+        nxt = step_envs(models, state, actions)
+        return (nxt, total + nxt.reward), None
+
+      (final, total), _ = jax.lax.scan(
+        one,
+        (state0, jnp.zeros((num_episodes,))),
+        jax.random.split(jax.random.fold_in(key, 7), length),
+      )
+      metrics[f"{name}/success"] = jnp.mean(final.metrics["success"])
+      metrics[f"{name}/return"] = jnp.mean(total)
+    return metrics
+
+  return references
+
+
+def make_reference_fn(config: ml_collections.ConfigDict):
+  """The recipe's `references(config)`: `make_references` for the run's
+  task and `eval.num_episodes`."""
+  task = TASKS[config.env.name](**config.env.params)
+  return make_references(task, config.eval.num_episodes)
+
+
 def make_evaluate(task, agent: ppo.PPO, num_episodes: int):
   """`evaluate(agent_state, key)`: the mean over `make_rollouts`' episodes
   of `eval/return` and every env metric at the episode's last step
@@ -399,4 +509,5 @@ def make_recipe() -> recipes.Recipe:
     make_train=make_train,
     main_metrics=("episode/success", "eval/success", "learner/kl"),
     video=make_video,
+    references=make_reference_fn,
   )

@@ -64,6 +64,32 @@ class MultiDeviceRunTest(absltest.TestCase):
       "written by a 4-device run and this run has 1", one_device.stderr
     )
 
+  def test_surreal_ppo_on_four_devices(self):
+    # Each device steps 4 of the 16 worlds and learns from its quarter of
+    # every minibatch; metrics are the whole job's.
+    workdir = helpers.fresh_workdir("four_ppo")
+    result = subprocess.run(
+      [
+        sys.executable,
+        "-m",
+        "experiments.run",
+        "--config=configs/surreal_ppo_lift.py:smoke",
+        f"--workdir={workdir}",
+        "--config.video.num_episodes=0",
+      ],
+      cwd=helpers.ROOT,
+      capture_output=True,
+      text=True,
+      timeout=300,
+      env=FOUR,
+    )
+    self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+    summary = json.load(open(os.path.join(workdir, "summary.json")))
+    self.assertEqual(summary["env_steps"], 6 * 16 * 20)  # worlds are global
+    final = summary["final"]
+    self.assertAlmostEqual(final["learner/learning_rate"], 3e-4, places=9)
+    self.assertGreater(final["episode/count"], 0)
+
 
 if __name__ == "__main__":
   absltest.main()

@@ -1,6 +1,7 @@
 """Surreal-PPO's recipe: the smoke run learns-shaped metrics, resumes
 bitwise, and its segments never mix episodes."""
 
+import json
 import os
 
 import jax
@@ -9,6 +10,7 @@ from absl.testing import absltest
 from PIL import Image
 
 from configs import surreal_ppo_lift
+from configs import surreal_ppo_stacking
 from experiments import loop
 from jaxrl_vision import recipes
 from jaxrl_vision.recipes import surreal_ppo
@@ -29,7 +31,7 @@ class SurrealPPORecipeTest(absltest.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.config = _config()
+    cls.config = _config(**{"eval.references": True})
     cls.recipe = recipes.get_recipe(cls.config)
     cls.reference = helpers.fresh_workdir("ppo_reference")
     cls.summary = loop.run(cls.config, cls.reference, cls.recipe)
@@ -47,6 +49,24 @@ class SurrealPPORecipeTest(absltest.TestCase):
     self.assertTrue(np.isfinite(final["learner/value_loss"]))
     self.assertBetween(final["learner/explained_variance"], -100.0, 1.0)
     self.assertEqual(self.step, self.config.train.num_iterations)
+
+  def test_references_in_the_final_evaluation_worlds(self):
+    refs = self.summary["references"]
+    self.assertEqual(
+      sorted(refs),
+      sorted(
+        f"{p}/{m}"
+        for p in surreal_ppo.REFERENCES
+        for m in ("return", "success")
+      ),
+    )
+    # 20-step smoke episodes: the expert lifts in most worlds (it needs
+    # about 15 steps), random actions never.
+    self.assertGreaterEqual(refs["expert/success"], 0.5)
+    self.assertEqual(refs["random/success"], 0.0)
+    self.assertGreater(refs["expert/return"], refs["random/return"])
+    written = json.load(open(os.path.join(self.reference, "references.json")))
+    self.assertEqual(written, refs)
 
   def test_rollout_video(self):
     self.assertEqual(self.summary["rollouts"], "rollouts.gif")
@@ -92,6 +112,21 @@ class SurrealPPORecipeTest(absltest.TestCase):
     final_z = np.asarray(window.final_obs["proprio"][..., 2])
     self.assertFalse(np.allclose(final_z[ends], z[:, 1:][ends[:, :-1]]))
 
+  def test_stacking_trains_with_a_curriculum(self):
+    # One iteration of the stacking task's smoke config with demo resets:
+    # the task's observe, expert and 23 object features fit the recipe.
+    config = helpers.with_overrides(
+      surreal_ppo_stacking.get_config("curriculum_smoke"),
+      **{"env.num_worlds": 8},
+    )
+    surreal_ppo.validate(config, 1)
+    trainer = surreal_ppo.make_train(config)
+    state = jax.jit(trainer.init)(jax.random.key(0))
+    self.assertEqual(state.buffer.window.obs["object"].shape[-1], 23)
+    state, metrics = jax.jit(trainer.step)(state, trainer.data)
+    self.assertTrue(np.isfinite(float(metrics["sum/learner/value_loss"])))
+    self.assertEqual(int(state.iteration), 1)
+
   def test_bad_config(self):
     with self.assertRaisesRegex(Exception, "num_worlds"):
       surreal_ppo.validate(_config(**{"env.num_worlds": 12}), 1)
@@ -101,8 +136,12 @@ class SurrealPPORecipeTest(absltest.TestCase):
       surreal_ppo.validate(
         _config(**{"curriculum.ratios": {"sideways": 1.0}}), 1
       )
-    with self.assertRaisesRegex(Exception, "one device"):
-      surreal_ppo.validate(_config(), 2)
+    with self.assertRaisesRegex(Exception, "batch_size"):
+      surreal_ppo.validate(_config(), 3)  # 8 segments over 3 devices
+    with self.assertRaisesRegex(Exception, "robot"):
+      surreal_ppo.validate(_config(**{"env.params.robot": "ur5"}), 1)
+    with self.assertRaisesRegex(ValueError, "unknown variant"):
+      surreal_ppo_lift.get_config("curriculm")
 
 
 if __name__ == "__main__":

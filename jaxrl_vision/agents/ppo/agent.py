@@ -97,11 +97,25 @@ def make_ppo(
   max_grad_norm: float = 5.0,
   publish_every: int = 4096,
   reward_scale: float = 1.0,
+  axis_name: str | None = None,
 ) -> PPO:
   """Builds Surreal-PPO for `action_size` actions in [-1, 1]; the
   observation's low-dim leaves are z-filtered. `reward_scale` multiplies
   the rewards the learner sees (the reference's `reward_scale`, 0.01 for
-  its Hopper): it sets the value function's scale."""
+  its Hopper): it sets the value function's scale.
+
+  With `axis_name` (data parallelism, `distributed.data_parallel`) each
+  device learns from its own slice of every minibatch: advantages are
+  normalised with the global mean and std, gradients, KLs (so every device
+  stops its epochs together) and metrics are averaged, the z-filter sums
+  and the consumed-segment count are summed over devices. The hinge acts
+  on each device's KL; everything else equals one device on the whole
+  minibatch."""
+  if axis_name is None:
+    pmean = psum = lambda x: x  # noqa: E731
+  else:
+    pmean = lambda x: jax.lax.pmean(x, axis_name)  # noqa: E731
+    psum = lambda x: jax.lax.psum(x, axis_name)  # noqa: E731
   net = policies.make_actor_critic(
     action_size,
     pixels=pixels,
@@ -126,8 +140,11 @@ def make_ppo(
     low = policies.low_dim(obs, 1)
     params = net.init(key, obs.get("image"), low)
     zf = losses.zfilter_init(low.shape[-1])
-    if warm_obs is not None:
-      zf = losses.zfilter_update(zf, policies.low_dim(warm_obs, 1))
+    if warm_obs is not None:  # every device's, under data parallelism
+      added = losses.zfilter_update(
+        jax.tree.map(jnp.zeros_like, zf), policies.low_dim(warm_obs, 1)
+      )
+      zf = jax.tree.map(jnp.add, zf, psum(added))
     zero = jnp.float32(0)
     return PPOState(
       params=params,
@@ -188,7 +205,7 @@ def make_ppo(
     )
     rewards = seg.rewards * reward_scale
     adv, ret = gae(rewards, values, next_values, seg.terminated, seg.ends)
-    adv = losses.normalize_advantages(adv)
+    adv = losses.normalize_advantages(adv, axis_name)
     ref_dist, _, _ = unroll(state.reference, state.reference_zfilter, seg)
     ref_dist = jax.tree.map(head, ref_dist)
     behaviour = jax.tree.map(head, seg.behaviour)
@@ -225,6 +242,7 @@ def make_ppo(
     def actor_epoch(carry, _):
       p, opt, stopped, info = carry
       (loss, new_info), grads = jax.value_and_grad(actor_loss, has_aux=True)(p)
+      loss, grads, new_info = pmean((loss, grads, new_info))
       stopped = stopped | losses.stop_early(new_info["kl"], kl_target)
       p, opt = jax.lax.cond(
         stopped, lambda: (p, opt), lambda: apply(p, opt, grads)
@@ -245,17 +263,20 @@ def make_ppo(
     def critic_epoch(carry, _):
       p, opt = carry
       loss, grads = jax.value_and_grad(critic_loss)(p)
+      loss, grads = pmean((loss, grads))
       return apply(p, opt, grads), loss
 
     (params, critic_opt), value_losses = jax.lax.scan(
       critic_epoch, (params, state.critic_opt), None, critic_epochs
     )
     # The critic before this iteration's epochs, on its own targets.
-    explained = losses.explained_variance(head(values), ret)
+    explained = losses.explained_variance(head(values), ret, axis_name)
     low = policies.low_dim(seg.obs, 2)
-    zfilter = losses.zfilter_update(
-      state.zfilter, low.reshape(-1, low.shape[-1])
+    added = losses.zfilter_update(
+      jax.tree.map(jnp.zeros_like, state.zfilter),
+      low.reshape(-1, low.shape[-1]),
     )
+    zfilter = jax.tree.map(jnp.add, state.zfilter, psum(added))
     state = state._replace(
       params=params,
       actor_opt=actor_opt,
@@ -263,7 +284,7 @@ def make_ppo(
       zfilter=zfilter,
       kl_sum=state.kl_sum + info["kl"],
       kl_count=state.kl_count + 1,
-      consumed=state.consumed + seg.rewards.shape[0],
+      consumed=state.consumed + psum(jnp.int32(seg.rewards.shape[0])),
     )
     state = jax.lax.cond(
       state.consumed >= publish_every, publish, lambda s: s, state
@@ -278,7 +299,7 @@ def make_ppo(
       "beta": state.beta,
       "learning_rate": lr,
       "std": jnp.mean(jnp.exp(params["core"]["log_std"])),
-      "return_target": jnp.mean(ret),
+      "return_target": pmean(jnp.mean(ret)),
       "explained_variance": explained,
     }
     return state, metrics

@@ -88,11 +88,18 @@ def truncated_gae(
   return adv, ret
 
 
-def normalize_advantages(advantages: jax.Array) -> jax.Array:
-  """(A - mean) / max(std, 1e-4) over the whole batch (`norm_adv`)."""
-  return (advantages - jnp.mean(advantages)) / jnp.maximum(
-    jnp.std(advantages), 1e-4
-  )
+def normalize_advantages(
+  advantages: jax.Array, axis_name: str | None = None
+) -> jax.Array:
+  """(A - mean) / max(std, 1e-4) over the whole batch (`norm_adv`); with
+  `axis_name`, over the batch of every device (equal shards)."""
+  mean = jnp.mean(advantages)
+  if axis_name is not None:
+    mean = jax.lax.pmean(mean, axis_name)
+  var = jnp.mean(jnp.square(advantages - mean))
+  if axis_name is not None:
+    var = jax.lax.pmean(var, axis_name)
+  return (advantages - mean) / jnp.maximum(jnp.sqrt(var), 1e-4)
 
 
 def log_prob(dist: Gaussian, action: jax.Array) -> jax.Array:
@@ -159,10 +166,21 @@ def value_loss(values: jax.Array, returns: jax.Array) -> jax.Array:
   return jnp.mean(jnp.square(values - returns))
 
 
-def explained_variance(values: jax.Array, returns: jax.Array) -> jax.Array:
+def explained_variance(
+  values: jax.Array, returns: jax.Array, axis_name: str | None = None
+) -> jax.Array:
   """1 - var(R - V) / var(R): 1 for a perfect critic, 0 for a constant,
-  below 0 for one worse than the targets' mean."""
-  return 1.0 - jnp.var(returns - values) / jnp.maximum(jnp.var(returns), 1e-8)
+  below 0 for one worse than the targets' mean; with `axis_name`, over
+  every device's batch (equal shards)."""
+
+  def var(x):
+    mean = jnp.mean(x)
+    if axis_name is not None:
+      mean = jax.lax.pmean(mean, axis_name)
+    v = jnp.mean(jnp.square(x - mean))
+    return v if axis_name is None else jax.lax.pmean(v, axis_name)
+
+  return 1.0 - var(returns - values) / jnp.maximum(var(returns), 1e-8)
 
 
 def adapt_beta(

@@ -87,6 +87,7 @@ class ManipulationTask(NamedTuple):
   observe(model, physics) -> obs: the observation of a physics state (for
     resets to recorded states, `envs.suite.curriculum`); None if the task
     does not expose it.
+  robot: the `envs.robots.Robot` of a suite task (None for QT-Opt's).
   """
 
   env: types.Env
@@ -96,6 +97,7 @@ class ManipulationTask(NamedTuple):
   mj_model: mujoco.MjModel
   layout: Layout
   observe: Callable[..., Any] | None = None
+  robot: Any = None  # the suite tasks' `envs.robots.Robot`
 
 
 def make_layout(

@@ -32,16 +32,13 @@ either robot (its Cartesian commands go through `Robot.cartesian_action`).
 
 import jax
 import jax.numpy as jnp
-import mujoco
 import numpy as np
 from mujoco import mjx
 
 from jaxrl_vision import types
-from jaxrl_vision.envs import render
-from jaxrl_vision.envs import robots
 from jaxrl_vision.envs.manipulation import common
 from jaxrl_vision.envs.manipulation import scene
-from jaxrl_vision.envs.suite import pixels
+from jaxrl_vision.envs.suite import base
 
 HALF_SIDE_RANGE = (0.015, 0.025)  # metres; spec §0 item 7 [D]
 SUCCESS_HEIGHT = 0.04  # cube centre above the floor
@@ -49,7 +46,7 @@ HOVER_HEIGHT = 0.08  # expert's travel height of the fingertips
 LIFT_HEIGHT = 0.12  # the expert lifts the fingertips to here
 FINGER_SETTLED = 0.02  # m/s: the closing fingers have stopped
 FINGER_MISSED = 0.004  # m: fingers this shut hold nothing
-OBS_MODES = ("state", "pixels")
+OBS_MODES = base.OBS_MODES
 PROPRIO_SIZE = 14  # the Cartesian gripper's; the arm's is 30
 OBJECT_SIZE = 10
 METRICS = ("success", "reach", "grasp", "lift")
@@ -66,7 +63,7 @@ def make_lift_task(
   frame_stack: int = 1,
   robot: str = "gripper",
 ) -> common.ManipulationTask:
-  """Builds Block Lifting with the Cartesian gripper, its expert and its
+  """Builds Block Lifting with either robot, its expert and its
   per-world randomiser (cube size, mass, friction).
 
   Args:
@@ -86,56 +83,26 @@ def make_lift_task(
       frame repeated).
     robot: "gripper" (Cartesian, the CPU default) or "arm7" (`envs.robots`).
   """
-  if obs_mode not in OBS_MODES:
-    raise ValueError(f"obs_mode must be one of {OBS_MODES}: {obs_mode!r}")
-  if obs_mode != "pixels" and (depth or frame_stack != 1):
-    raise ValueError(
-      f"depth and frame_stack apply to obs_mode='pixels' only; got "
-      f"{obs_mode=}, {depth=}, {frame_stack=}"
-    )
-  if frame_stack < 1:
-    raise ValueError(f"frame_stack must be >= 1; got {frame_stack}")
-  if episode_length < 1 or substeps_per_action < 1:
-    raise ValueError(
-      "lift needs episode_length >= 1 and substeps_per_action >= 1; got "
-      f"{episode_length=}, {substeps_per_action=}"
-    )
+  base.check_args(
+    "lift", obs_mode, depth, frame_stack, episode_length, substeps_per_action
+  )
   reach = placement + np.sqrt(2) * HALF_SIDE_RANGE[1]
   if placement < 0 or reach > scene.TRAY_HALF:
     raise ValueError(
       f"placement must be in [0, {scene.TRAY_HALF - 0.036:.3f}] m (the cube "
       f"inside the tray); got {placement}"
     )
-  mj_model = mujoco.MjModel.from_xml_string(
-    scene.scene_xml((scene.CUBE,), walls=True, robot=robots.scene_parts(robot))
+  s = base.make_scene(
+    (scene.CUBE,), robot, camera, image_size, substeps_per_action
   )
-  layout = common.make_layout(mj_model, 1, camera, robot=robot)
-  arm = robots.make_robot(robot, mj_model)
-  step_s = substeps_per_action * float(mj_model.opt.timestep)
-  eye = render.make_camera(mj_model, camera, image_size, image_size)
+  layout, arm = s.layout, s.robot
   cube_body, cube_geom = layout.object_bodies[0], layout.object_geoms[0]
 
-  def observe(model, physics, previous=None):
-    """The observation of `physics`; `previous` (the last observation) is
-    None at an episode's first step (the frame stack starts full)."""
-    if obs_mode == "pixels":
-      image = pixels.frame(eye, layout, model, physics, depth)
-      if previous is None:
-        image = pixels.start_stack(image, frame_stack)
-      else:
-        image = pixels.push(previous["image"], image)
-      return {"image": image, "proprio": proprio(physics)}
-    data = physics.data
+  def features(data):
     cube = data.xpos[cube_body]
-    return {
-      "proprio": proprio(physics),
-      "object": jnp.concatenate(
-        [cube, data.xquat[cube_body], cube - arm.tip(data)]
-      ).astype(jnp.float32),
-    }
+    return jnp.concatenate([cube, data.xquat[cube_body], cube - arm.tip(data)])
 
-  def proprio(physics):
-    return arm.proprio(physics.data, physics.gripper_closed)
+  observe = base.make_observe(s, obs_mode, depth, frame_stack, features)
 
   def stages(data):
     """(success, reach, grasp, lift) of a state, as float32 scalars."""
@@ -153,43 +120,20 @@ def make_lift_task(
     qpos = common.place_objects(
       model, layout, qpos, place_key, extent=0.0, jitter=placement
     )
-    shift, rot = common.no_camera_jitter()
-    physics = common.ManipPhysics(
-      data=common.reset_data(model, qpos, 0, ctrl=arm.rest_ctrl(qpos)),
-      t=jnp.int32(0),
-      gripper_closed=jnp.float32(0),
-      object_rgb=common.random_colors(color_key, 1, (0.0, 1.0)),
-      lighting=render.default_lighting(),
-      stable_steps=jnp.int32(0),
-      camera_shift=shift,
-      camera_rot=rot,
-    )
-    return types.EnvState(
-      physics=physics,
-      obs=observe(model, physics),
-      reward=jnp.float32(0),
-      terminated=jnp.bool_(False),
-      truncated=jnp.bool_(False),
-      metrics={name: jnp.float32(0) for name in METRICS},
-      info={},
-    )
+    colors = common.random_colors(color_key, 1, (0.0, 1.0))
+    return base.first_state(s, model, qpos, colors, observe, METRICS)
 
   def step(
     model: mjx.Model, state: types.EnvState, action: jax.Array
   ) -> types.EnvState:
-    p = state.physics
-    ctrl, closed = arm.control(p.data, action)
-    ctrls = jnp.broadcast_to(ctrl, (substeps_per_action, ctrl.shape[0]))
-    data = common.simulate(model, p.data, ctrls)
-    t = p.t + 1
-    physics = p._replace(data=data, t=t, gripper_closed=closed)
-    success, reach_r, grasp_r, lift_r = stages(data)
+    physics = base.advance(s, model, state.physics, action, substeps_per_action)
+    success, reach_r, grasp_r, lift_r = stages(physics.data)
     return types.EnvState(
       physics=physics,
       obs=observe(model, physics, state.obs),
       reward=success + reach_r + grasp_r,
       terminated=jnp.bool_(False),
-      truncated=t >= episode_length,
+      truncated=physics.t >= episode_length,
       metrics={
         "success": success,
         "reach": reach_r,
@@ -227,7 +171,9 @@ def make_lift_task(
     translation = jnp.where(closed, hold, translation)
     dyaw = jnp.where(closed, 0.0, dyaw)
     close = (closed & ~missed) | ready
-    action = arm.cartesian_action(model, data, translation, dyaw, close, step_s)
+    action = arm.cartesian_action(
+      model, data, translation, dyaw, close, s.step_s
+    )
     return arm.add_noise(action, key, noise_scale)
 
   def sample_sizes(key: jax.Array) -> jax.Array:
@@ -240,25 +186,16 @@ def make_lift_task(
     reset=reset,
     step=step,
     expert_action=expert_action,
-    mj_model=mj_model,
+    mj_model=s.mj_model,
     layout=layout,
     image_size=image_size,
     episode_length=episode_length,
     sample_sizes=sample_sizes,
     observe=observe,
   )
-  if obs_mode == "state":
-    spec = task.env.spec._replace(
-      obs_shape=(arm.proprio_size + OBJECT_SIZE,), obs_dtype=jnp.float32
-    )
-  else:
-    size = (image_size, image_size, pixels.channels(depth, frame_stack))
-    spec = task.env.spec._replace(obs_shape=size)
-  spec = spec._replace(action_shape=(arm.action_size,))
-  task = task._replace(
-    env=task.env._replace(spec=spec), random_action=arm.random_action
+  return base.finish(
+    task, s, obs_mode, image_size, depth, frame_stack, OBJECT_SIZE
   )
-  return task
 
 
 make_lift = common.env_factory(make_lift_task)
