@@ -107,6 +107,22 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
     v.positive_int(config, "video.image_size")
 
 
+def make_task_and_agent(
+  config: ml_collections.ConfigDict, axis_name: str | None = None
+):
+  """The config's suite task and its Surreal-PPO agent (pixels or not, as
+  the task observes)."""
+  task = TASKS[config.env.name](**config.env.params)
+  pixels = len(task.env.spec.obs_shape) == 3
+  agent = ppo.make_ppo(
+    task.env.spec.action_shape[0],
+    pixels=pixels,
+    axis_name=axis_name,
+    **config.agent,
+  )
+  return task, agent
+
+
 def make_train(
   config: ml_collections.ConfigDict,
   axis_name: str | None = None,
@@ -116,7 +132,7 @@ def make_train(
   `num_devices` devices runs num_worlds / D of the worlds (its slice of the
   randomised models and of the demos) and learns from its share of every
   minibatch (`make_ppo(axis_name=...)` averages the gradients)."""
-  task = TASKS[config.env.name](**config.env.params)
+  task, agent = make_task_and_agent(config, axis_name)
   env = wrappers.auto_reset(task.env)
   num_worlds = config.env.num_worlds
   local_worlds = num_worlds // num_devices  # this device's
@@ -125,11 +141,7 @@ def make_train(
   models, axes = task.randomize_model(
     env.init_model(), jax.random.key(config.seed), num_worlds
   )
-  probe = jax.eval_shape(env.reset, env.init_model(), jax.random.key(0)).obs
   action_size = env.spec.action_shape[0]
-  agent = ppo.make_ppo(
-    action_size, pixels="image" in probe, axis_name=axis_name, **config.agent
-  )
   batch_size = config.train.batch_size // num_devices  # this device's share
   step_envs = jax.vmap(env.step, in_axes=(axes, 0, 0))
   cur = config.curriculum
@@ -485,13 +497,7 @@ def make_video(config: ml_collections.ConfigDict):
   """`video(agent_state, key) -> (frames [T + 1, N, H, W, 3], success [N])`
   for the run's rollout video: `config.video.num_episodes` greedy episodes
   of one seed's agent, rendered at `config.video.image_size`."""
-  task = TASKS[config.env.name](**config.env.params)
-  probe = jax.eval_shape(
-    task.env.reset, task.env.init_model(), jax.random.key(0)
-  ).obs
-  agent = ppo.make_ppo(
-    task.env.spec.action_shape[0], pixels="image" in probe, **config.agent
-  )
+  task, agent = make_task_and_agent(config)
   rollouts = make_rollouts(
     task, agent, config.video.num_episodes, config.video.image_size
   )

@@ -27,6 +27,8 @@ the fingertip Jacobian, keeping the jaws pointing down: what the scripted
 experts of the Cartesian gripper need to drive the arm.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import mujoco
@@ -208,19 +210,8 @@ def compiler_options() -> dict[str, str] | None:
   return None
 
 
-def random_action(key: jax.Array) -> jax.Array:
-  """[8] uniform joint velocities and a coin-flip gripper command."""
-  v_key, g_key = jax.random.split(key)
-  speeds = jax.random.uniform(v_key, (NUM_JOINTS,), minval=-1.0, maxval=1.0)
-  grip = jnp.where(jax.random.bernoulli(g_key), 1.0, -1.0)
-  return jnp.concatenate([speeds, grip[None]]).astype(jnp.float32)
-
-
-def add_noise(action: jax.Array, key: jax.Array, scale: float) -> jax.Array:
-  """Gaussian noise on the joint velocities (the gripper command kept)."""
-  noise = scale * jax.random.normal(key, (NUM_JOINTS,))
-  speeds = jnp.clip(action[:NUM_JOINTS] + noise, -1.0, 1.0)
-  return jnp.concatenate([speeds, action[NUM_JOINTS:]]).astype(jnp.float32)
+random_action = functools.partial(robot_lib.random_action, num_moves=NUM_JOINTS)
+add_noise = robot_lib.add_noise
 
 
 def make_arm7(mj_model: mujoco.MjModel) -> robot_lib.Robot:

@@ -18,6 +18,8 @@ frame's origin is the fingertips' centre, so qpos[:3] is `tip`.
            command (0 / 1).
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import mujoco
@@ -72,18 +74,8 @@ def cartesian_action(model, data, translation, dyaw, close, step_s):
   return jnp.concatenate([t, jnp.stack([turn, grip])]).astype(jnp.float32)
 
 
-def random_action(key: jax.Array) -> jax.Array:
-  """Uniform moves and turn, and a coin flip between open and shut."""
-  move_key, grip_key = jax.random.split(key)
-  move = jax.random.uniform(move_key, (4,), minval=-1.0, maxval=1.0)
-  grip = jnp.where(jax.random.bernoulli(grip_key), 1.0, -1.0)
-  return jnp.concatenate([move, grip[None]]).astype(jnp.float32)
-
-
-def add_noise(action: jax.Array, key: jax.Array, scale: float) -> jax.Array:
-  """Gaussian noise on the moves and the turn (the grip kept)."""
-  move = jnp.clip(action[:4] + scale * jax.random.normal(key, (4,)), -1, 1)
-  return jnp.concatenate([move, action[4:]]).astype(jnp.float32)
+random_action = functools.partial(robot_lib.random_action, num_moves=4)
+add_noise = robot_lib.add_noise
 
 
 def make_gripper(mj_model: mujoco.MjModel) -> robot_lib.Robot:

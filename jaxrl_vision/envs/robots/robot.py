@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 
 
 class Robot(NamedTuple):
@@ -44,3 +45,22 @@ class Robot(NamedTuple):
   cartesian_action: Callable[..., jax.Array]
   random_action: Callable[[jax.Array], jax.Array]
   add_noise: Callable[..., jax.Array]
+
+
+# Both robots' actions are [moves..., grip]: continuous moves in [-1, 1] and
+# the fingers' set-point from open (-1) to shut (+1) last.
+
+
+def random_action(key: jax.Array, num_moves: int) -> jax.Array:
+  """Uniform moves and a coin flip between open and shut."""
+  move_key, grip_key = jax.random.split(key)
+  move = jax.random.uniform(move_key, (num_moves,), minval=-1.0, maxval=1.0)
+  grip = jnp.where(jax.random.bernoulli(grip_key), 1.0, -1.0)
+  return jnp.concatenate([move, grip[None]]).astype(jnp.float32)
+
+
+def add_noise(action: jax.Array, key: jax.Array, scale: float) -> jax.Array:
+  """Gaussian noise on the moves (the grip kept), clipped to [-1, 1]."""
+  moves = action[:-1]
+  noisy = jnp.clip(moves + scale * jax.random.normal(key, moves.shape), -1, 1)
+  return jnp.concatenate([noisy, action[-1:]]).astype(jnp.float32)

@@ -138,19 +138,37 @@ def first_state(
   )
 
 
-def advance(
+def make_step(
   s: Scene,
-  model: mjx.Model,
-  physics: common.ManipPhysics,
-  action: jax.Array,
+  observe,
+  score: Callable[[mjx.Data], tuple[jax.Array, dict[str, jax.Array]]],
   substeps_per_action: int,
-) -> common.ManipPhysics:
-  """The physics one agent step later: the robot's set-points for
-  `action`, held over the substeps."""
-  ctrl, closed = s.robot.control(physics.data, action)
-  ctrls = jnp.broadcast_to(ctrl, (substeps_per_action, ctrl.shape[0]))
-  data = common.simulate(model, physics.data, ctrls)
-  return physics._replace(data=data, t=physics.t + 1, gripper_closed=closed)
+  episode_length: int,
+):
+  """`step(model, state, action)`: the robot's set-points for `action` held
+  over the substeps, then `score(data) -> (reward, metrics)`; never
+  terminated, truncated at `episode_length`."""
+
+  def step(
+    model: mjx.Model, state: types.EnvState, action: jax.Array
+  ) -> types.EnvState:
+    p = state.physics
+    ctrl, closed = s.robot.control(p.data, action)
+    ctrls = jnp.broadcast_to(ctrl, (substeps_per_action, ctrl.shape[0]))
+    data = common.simulate(model, p.data, ctrls)
+    physics = p._replace(data=data, t=p.t + 1, gripper_closed=closed)
+    reward, metrics = score(data)
+    return types.EnvState(
+      physics=physics,
+      obs=observe(model, physics, state.obs),
+      reward=reward,
+      terminated=jnp.bool_(False),
+      truncated=physics.t >= episode_length,
+      metrics=metrics,
+      info=state.info,
+    )
+
+  return step
 
 
 def finish(

@@ -46,7 +46,6 @@ HOVER_HEIGHT = 0.08  # expert's travel height of the fingertips
 LIFT_HEIGHT = 0.12  # the expert lifts the fingertips to here
 FINGER_SETTLED = 0.02  # m/s: the closing fingers have stopped
 FINGER_MISSED = 0.004  # m: fingers this shut hold nothing
-OBS_MODES = base.OBS_MODES
 PROPRIO_SIZE = 14  # the Cartesian gripper's; the arm's is 30
 OBJECT_SIZE = 10
 METRICS = ("success", "reach", "grasp", "lift")
@@ -104,15 +103,18 @@ def make_lift_task(
 
   observe = base.make_observe(s, obs_mode, depth, frame_stack, features)
 
-  def stages(data):
-    """(success, reach, grasp, lift) of a state, as float32 scalars."""
+  def score(data):
+    """robosuite's dense reward and the stages (success, reach, grasp,
+    lift), float32 scalars."""
     cube = data.xpos[cube_body]
-    reach_r = 1.0 - jnp.tanh(10.0 * jnp.linalg.norm(cube - arm.tip(data)))
+    reach = 1.0 - jnp.tanh(10.0 * jnp.linalg.norm(cube - arm.tip(data)))
     fingers = common.touching(data, [cube_geom], layout.finger_geoms)
-    grasp_r = 0.25 * jnp.all(fingers)
+    grasp = 0.25 * jnp.all(fingers)
     success = cube[2] > SUCCESS_HEIGHT
     f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
-    return f32(success), f32(reach_r), f32(grasp_r), f32(success)
+    success, reach, grasp = f32(success), f32(reach), f32(grasp)
+    metrics = {"success": success, "reach": reach, "grasp": grasp}
+    return success + reach + grasp, dict(metrics, lift=success)
 
   def reset(model: mjx.Model, key: jax.Array) -> types.EnvState:
     place_key, grip_key, color_key = jax.random.split(key, 3)
@@ -123,25 +125,7 @@ def make_lift_task(
     colors = common.random_colors(color_key, 1, (0.0, 1.0))
     return base.first_state(s, model, qpos, colors, observe, METRICS)
 
-  def step(
-    model: mjx.Model, state: types.EnvState, action: jax.Array
-  ) -> types.EnvState:
-    physics = base.advance(s, model, state.physics, action, substeps_per_action)
-    success, reach_r, grasp_r, lift_r = stages(physics.data)
-    return types.EnvState(
-      physics=physics,
-      obs=observe(model, physics, state.obs),
-      reward=success + reach_r + grasp_r,
-      terminated=jnp.bool_(False),
-      truncated=physics.t >= episode_length,
-      metrics={
-        "success": success,
-        "reach": reach_r,
-        "grasp": grasp_r,
-        "lift": lift_r,
-      },
-      info=state.info,
-    )
+  step = base.make_step(s, observe, score, substeps_per_action, episode_length)
 
   def expert_action(
     model: mjx.Model,

@@ -39,7 +39,6 @@ LIFTED = 0.04  # A's centre over the floor
 HOVER_HEIGHT = 0.08  # expert's travel height of the fingertips
 CLEARANCE = 0.01  # expert carries A's bottom this far over B's top
 RELEASE_GAP = 0.004  # and opens with this gap left
-OBS_MODES = base.OBS_MODES
 OBJECT_SIZE = 23
 METRICS = ("success", "reach", "lift", "stack")
 
@@ -80,8 +79,9 @@ def make_stack_task(
 
   observe = base.make_observe(s, obs_mode, depth, frame_stack, features)
 
-  def stages(data):
-    """(success, reach, lift, stack) of a state, float32 scalars."""
+  def score(data):
+    """max(reach, lift, stack) and the stages (success, reach, lift,
+    stack), float32 scalars."""
     a, b = data.xpos[bodies[0]], data.xpos[bodies[1]]
     fingers = common.touching(data, [geoms[0]], layout.finger_geoms)
     grasp = jnp.all(fingers)
@@ -93,7 +93,15 @@ def make_stack_task(
     on_b = common.touching(data, [geoms[0]], [geoms[1]])[0, 0]
     stacked = lifted & on_b & ~jnp.any(fingers)
     f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
-    return f32(stacked), f32(reach), f32(lift), f32(2.0 * stacked)
+    success, reach, lift, stack = (
+      f32(stacked),
+      f32(reach),
+      f32(lift),
+      f32(2.0 * stacked),
+    )
+    reward = jnp.maximum(jnp.maximum(reach, lift), stack)
+    metrics = {"success": success, "reach": reach, "lift": lift, "stack": stack}
+    return reward, metrics
 
   def reset(model: mjx.Model, key: jax.Array) -> types.EnvState:
     place_key, grip_key = jax.random.split(key)
@@ -103,25 +111,7 @@ def make_stack_task(
     )
     return base.first_state(s, model, qpos, colors, observe, METRICS)
 
-  def step(
-    model: mjx.Model, state: types.EnvState, action: jax.Array
-  ) -> types.EnvState:
-    physics = base.advance(s, model, state.physics, action, substeps_per_action)
-    success, reach, lift, stack = stages(physics.data)
-    return types.EnvState(
-      physics=physics,
-      obs=observe(model, physics, state.obs),
-      reward=jnp.maximum(jnp.maximum(reach, lift), stack),
-      terminated=jnp.bool_(False),
-      truncated=physics.t >= episode_length,
-      metrics={
-        "success": success,
-        "reach": reach,
-        "lift": lift,
-        "stack": stack,
-      },
-      info=state.info,
-    )
+  step = base.make_step(s, observe, score, substeps_per_action, episode_length)
 
   def expert_action(
     model: mjx.Model,
