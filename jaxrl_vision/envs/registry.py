@@ -6,6 +6,7 @@ from jaxrl_vision import types
 from jaxrl_vision.envs import catch
 from jaxrl_vision.envs.manipulation import grasp
 from jaxrl_vision.envs.manipulation import stack
+from jaxrl_vision.envs.suite import bimanual_lift
 from jaxrl_vision.envs.suite import lift
 from jaxrl_vision.envs.suite import stack as suite_stack
 
@@ -15,6 +16,7 @@ _ENVS: dict[str, Callable[..., types.Env]] = {
   "lift": lift.make_lift,
   "stack": stack.make_stack,  # Visionary's (pixels, sparse reward)
   "stacking": suite_stack.make_suite_stack,  # the Robotics Suite's
+  "bimanual_lifting": bimanual_lift.make_bimanual_lift,
 }
 
 

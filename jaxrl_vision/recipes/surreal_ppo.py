@@ -34,12 +34,17 @@ from jaxrl_vision.envs import render
 from jaxrl_vision.envs import robots
 from jaxrl_vision.envs import wrappers
 from jaxrl_vision.envs.manipulation import common as manip
+from jaxrl_vision.envs.suite import bimanual_lift
 from jaxrl_vision.envs.suite import curriculum as curriculum_lib
 from jaxrl_vision.envs.suite import lift
 from jaxrl_vision.envs.suite import stack
 from jaxrl_vision.networks import policies
 
-TASKS = {"lift": lift.make_lift_task, "stacking": stack.make_stack_task}
+TASKS = {
+  "lift": lift.make_lift_task,
+  "stacking": stack.make_stack_task,
+  "bimanual_lifting": bimanual_lift.make_bimanual_lift_task,
+}
 LOG_STD_JITTER = 0.25  # per-world U(-0.25, 0.25) on the log-std (§1.2.4)
 
 
@@ -430,7 +435,7 @@ def make_references(task, num_episodes: int):
 
   def descent(model, state, key):
     data = state.physics.data
-    offset = task.robot.tip(data)[:2] - data.xpos[target][:2]
+    offset = task.robot.tip(data)[..., :2] - data.xpos[target][:2]
     return task.expert_action(model, state, key, aim_offset=offset)
 
   policies = {

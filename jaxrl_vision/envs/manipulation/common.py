@@ -51,7 +51,8 @@ class Layout(NamedTuple):
   object_geoms: np.ndarray  # [N] int geom ids
   object_qpos: np.ndarray  # [N] int qpos address of each free joint
   object_qvel: np.ndarray  # [N] int qvel address of each free joint
-  finger_geoms: np.ndarray  # [2] int geom ids (left, right)
+  finger_geoms: np.ndarray  # [2] int geom ids (left, right); [4] with two
+  # grippers (left hand's left, right; right hand's left, right)
   static_geoms: np.ndarray  # [S] int: the floor and the wall planes
   camera_id: int  # the camera the agent sees through
 
@@ -62,6 +63,7 @@ class ManipPhysics(NamedTuple):
   data: mjx.Data  # MJX state; qpos[:6] is the gripper, then the objects
   t: jax.Array  # () int32, agent steps taken in this episode
   gripper_closed: jax.Array  # () float32, 1 after a close command, else 0
+  # ([2], per hand, for the two-gripper robot)
   object_rgb: jax.Array  # [N, 3] float32 in [0, 1], this episode's colours
   lighting: render.Lighting  # this episode's light
   stable_steps: jax.Array  # () int32, consecutive steps the goal held
@@ -109,7 +111,8 @@ def make_layout(
   """Reads object and finger ids from a model built by `scene.scene_xml`;
   `camera` (a `scene.CAMERAS` name) is the one the agent sees through. With
   the Cartesian `robot` "gripper" its joints must be the first six qpos
-  entries (other robots check their own, `envs.robots`)."""
+  entries, with "two_grippers" the two hands' (`scene.HANDS`) the first
+  twelve (other robots check their own, `envs.robots`)."""
   if camera not in scene.CAMERAS:
     raise ValueError(
       f"unknown camera {camera!r}; valid cameras: {sorted(scene.CAMERAS)}"
@@ -135,19 +138,28 @@ def make_layout(
   kinds = tuple(kind_of[int(t)] for t in mj_model.geom_type[geoms])
   static = ["floor"] + [f"wall_plane_{s}" for s in ("px", "nx", "py", "ny")]
   static_ids = np.array([g for g in map(geom, static) if g >= 0])
-  gripper_joints = [joint(n) for n in ("x", "y", "z", "yaw")]
-  gripper_joints += [joint(n) for n in ("finger_left", "finger_right")]
-  if robot == "gripper" and (
-    list(mj_model.jnt_qposadr[gripper_joints]) != list(range(6))
+  # "two_grippers" is two Cartesian grippers named by `scene.HANDS`.
+  hands = scene.HANDS if robot == "two_grippers" else ("",)
+  gripper_joints = [
+    joint(p + n)
+    for p in hands
+    for n in ("x", "y", "z", "yaw", "finger_left", "finger_right")
+  ]
+  num_dof = NUM_GRIPPER_DOF * len(hands)
+  if robot in ("gripper", "two_grippers") and (
+    list(mj_model.jnt_qposadr[gripper_joints]) != list(range(num_dof))
   ):
-    raise ValueError("the gripper joints must be the first six qpos entries")
+    raise ValueError(
+      f"the gripper joints must be the first {num_dof} qpos entries"
+    )
+  fingers = [geom(p + f"finger_{s}") for p in hands for s in ("left", "right")]
   return Layout(
     object_kinds=kinds,
     object_bodies=np.array([body(n) for n in names]),
     object_geoms=geoms,
     object_qpos=mj_model.jnt_qposadr[joints],
     object_qvel=mj_model.jnt_dofadr[joints],
-    finger_geoms=np.array([geom("finger_left"), geom("finger_right")]),
+    finger_geoms=np.array(fingers),
     static_geoms=static_ids,
     camera_id=mujoco.mj_name2id(mj_model, mujoco.mjtObj.mjOBJ_CAMERA, camera),
   )

@@ -39,6 +39,7 @@ PALM_HALF = (0.05, 0.015, 0.01)
 WORKSPACE_LOW = (-0.12, -0.12, 0.004)  # gripper set-point limits (x, y, z)
 WORKSPACE_HIGH = (0.12, 0.12, 0.25)
 WRIST_CAMERA_HEIGHT = 0.045  # above the fingertips
+HANDS = ("left_", "right_")  # name prefixes of a two-gripper robot's parts
 
 # The scene's cameras, what the agent may see through.
 CAMERAS = {
@@ -65,6 +66,7 @@ FINGER_FORCE = 4.0
 _STATIC = 'contype="1" conaffinity="0"'
 _OBJECT = 'contype="1" conaffinity="3" solref="0.01 1"'
 _FINGER = 'contype="2" conaffinity="0" solref="0.01 1"'
+HANDLE = 'contype="0" conaffinity="2" solref="0.01 1"'  # touches fingers only
 _VISUAL = 'contype="0" conaffinity="0"'
 
 OBJECT_DENSITY = 800.0  # kg/m^3
@@ -75,6 +77,7 @@ class ObjectSpec(NamedTuple):
 
   kind: str  # "box" (half-sizes), "sphere" (radius) or "capsule" (r, half)
   size: tuple[float, ...]
+  extra: str = ""  # MJCF of more geoms on the same body (a pot's handles)
 
 
 # Object families of the grasp task (spec C.2): box sides 2-4 cm, spheres of
@@ -123,56 +126,62 @@ def _walls() -> list[str]:
   return lines
 
 
-def gripper_xml() -> str:
-  """The Cartesian gripper's MJCF body."""
+def gripper_xml(prefix: str = "") -> str:
+  """The Cartesian gripper's MJCF body; `prefix` starts every name in it
+  (a second gripper needs one, `HANDS`). The body sits at the origin, so
+  its x, y, z joints are the fingertips' world position."""
   fx, fy, fz = FINGER_HALF
   lo, hi = WORKSPACE_LOW, WORKSPACE_HIGH
   arm = f'damping="{ARM_DAMPING}" armature="0.05"'
   finger = f'damping="{FINGER_DAMPING}" armature="0.02"'
   palm_z = 2 * fz + PALM_HALF[2]
+  p = prefix
   fingers = "".join(
     f"""
-      <body name="finger_{side}" gravcomp="1">
-        <joint name="finger_{side}" type="slide" axis="{sign} 0 0"
+      <body name="{prefix}finger_{side}" gravcomp="1">
+        <joint name="{prefix}finger_{side}" type="slide" axis="{sign} 0 0"
           range="0 {FINGER_OPEN}" {finger}/>
-        <geom name="finger_{side}" type="box" size="{fx} {fy} {fz}"
+        <geom name="{prefix}finger_{side}" type="box" size="{fx} {fy} {fz}"
           pos="{sign * fx} 0 {fz}" mass="0.05" friction="1.5 0.005 0.0001"
           rgba="0.8 0.8 0.85 1" {_FINGER}/>
       </body>"""
     for side, sign in (("left", 1), ("right", -1))
   )
   return f"""
-    <body name="gripper" gravcomp="1">
-      <joint name="x" type="slide" axis="1 0 0" range="{lo[0]} {hi[0]}" {arm}/>
-      <joint name="y" type="slide" axis="0 1 0" range="{lo[1]} {hi[1]}" {arm}/>
-      <joint name="z" type="slide" axis="0 0 1" range="0 {hi[2] + 0.05}"
+    <body name="{p}gripper" gravcomp="1">
+      <joint name="{p}x" type="slide" axis="1 0 0" range="{lo[0]} {hi[0]}"
         {arm}/>
-      <joint name="yaw" type="hinge" axis="0 0 1" limited="false"
+      <joint name="{p}y" type="slide" axis="0 1 0" range="{lo[1]} {hi[1]}"
+        {arm}/>
+      <joint name="{p}z" type="slide" axis="0 0 1" range="0 {hi[2] + 0.05}"
+        {arm}/>
+      <joint name="{p}yaw" type="hinge" axis="0 0 1" limited="false"
         damping="{YAW_DAMPING}" armature="0.002"/>
-      <geom name="palm" type="box" size="{_fmt(PALM_HALF)}" pos="0 0 {palm_z}"
-        mass="0.3" rgba="0.25 0.25 0.3 1" {_VISUAL}/>
-      <site name="grasp" pos="0 0 0.02"/>
-      <camera name="wrist" mode="track" pos="0 0 {WRIST_CAMERA_HEIGHT}"
+      <geom name="{p}palm" type="box" size="{_fmt(PALM_HALF)}"
+        pos="0 0 {palm_z}" mass="0.3" rgba="0.25 0.25 0.3 1" {_VISUAL}/>
+      <site name="{p}grasp" pos="0 0 0.02"/>
+      <camera name="{p}wrist" mode="track" pos="0 0 {WRIST_CAMERA_HEIGHT}"
         xyaxes="1 0 0 0 1 0" fovy="75"/>
 {fingers}    </body>"""
 
 
-def gripper_actuator_xml() -> str:
-  """The Cartesian gripper's actuators."""
+def gripper_actuator_xml(prefix: str = "") -> str:
+  """The Cartesian gripper's actuators (names as `gripper_xml(prefix)`)."""
   lo, hi = WORKSPACE_LOW, WORKSPACE_HIGH
+  p = prefix
   lines = []
   for i, axis in enumerate("xyz"):
     lines.append(
-      f'<position name="{axis}" joint="{axis}" kp="{ARM_KP}" '
+      f'<position name="{p}{axis}" joint="{p}{axis}" kp="{ARM_KP}" '
       f'ctrlrange="{lo[i]} {hi[i]}"/>'
     )
   lines.append(
-    f'<position name="yaw" joint="yaw" kp="{YAW_KP}" ctrlrange="-3.1416 3.1416"'
-    "/>"
+    f'<position name="{p}yaw" joint="{p}yaw" kp="{YAW_KP}" '
+    'ctrlrange="-3.1416 3.1416"/>'
   )
   for side in ("left", "right"):
     lines.append(
-      f'<position name="finger_{side}" joint="finger_{side}" '
+      f'<position name="{p}finger_{side}" joint="{p}finger_{side}" '
       f'kp="{FINGER_KP}" ctrlrange="0 {FINGER_OPEN}" '
       f'forcerange="{-FINGER_FORCE} {FINGER_FORCE}"/>'
     )
@@ -186,7 +195,7 @@ def _object(index: int, spec: ObjectSpec) -> str:
     <body name="object{index}" pos="{x:.6g} 0 0.1">
       <freejoint name="object{index}"/>
       <geom name="object{index}" type="{spec.kind}" size="{_fmt(spec.size)}"
-        density="{OBJECT_DENSITY}" rgba="1 1 1 1" {_OBJECT}/>
+        density="{OBJECT_DENSITY}" rgba="1 1 1 1" {_OBJECT}/>{spec.extra}
     </body>"""
 
 

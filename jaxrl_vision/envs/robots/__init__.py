@@ -4,12 +4,18 @@ import mujoco
 
 from jaxrl_vision.envs.robots import arm7
 from jaxrl_vision.envs.robots import gripper
+from jaxrl_vision.envs.robots import two_grippers
 from jaxrl_vision.envs.robots.robot import Robot
 
 # name -> (worldbody MJCF, actuator MJCF, make(mj_model) -> Robot)
 ROBOTS = {
   "gripper": (gripper.body_xml, gripper.actuator_xml, gripper.make_gripper),
   "arm7": (arm7.body_xml, arm7.actuator_xml, arm7.make_arm7),
+  "two_grippers": (
+    two_grippers.body_xml,
+    two_grippers.actuator_xml,
+    two_grippers.make_two_grippers,
+  ),
 }
 
 

@@ -113,14 +113,18 @@ def first_state(
   object_rgb: jax.Array,
   observe,
   metric_names: tuple[str, ...],
+  gripper_closed: jax.Array | None = None,
 ) -> types.EnvState:
   """An episode's first state at `qpos` (the robot's and the objects'),
-  at rest, default light and camera."""
+  at rest, default light and camera, the jaws open (`gripper_closed`:
+  zeros shaped as the robot's close command, () by default)."""
   shift, rot = common.no_camera_jitter()
   physics = common.ManipPhysics(
     data=common.reset_data(model, qpos, 0, ctrl=s.robot.rest_ctrl(qpos)),
     t=jnp.int32(0),
-    gripper_closed=jnp.float32(0),
+    gripper_closed=(
+      jnp.float32(0) if gripper_closed is None else gripper_closed
+    ),
     object_rgb=object_rgb,
     lighting=render.default_lighting(),
     stable_steps=jnp.int32(0),
