@@ -427,7 +427,7 @@ def make_references(task, num_episodes: int):
   `evaluate(agent_state, key)` (the same key, the same worlds and starts):
   the expert (privileged state), a straight descent (the expert aiming at
   the fingertips' own x-y: it closes and lifts wherever it starts, with no
-  x-y skill) and uniformly random actions. `<policy>/success` and
+  x-y skill; `task.straight_descent` where the task has its own) and uniformly random actions. `<policy>/success` and
   `<policy>/return` per policy, the means over the episodes."""
   env = task.env
   length = env.spec.max_episode_steps
@@ -435,8 +435,11 @@ def make_references(task, num_episodes: int):
 
   def descent(model, state, key):
     data = state.physics.data
-    offset = task.robot.tip(data)[..., :2] - data.xpos[target][:2]
+    offset = task.robot.tip(data)[:2] - data.xpos[target][:2]
     return task.expert_action(model, state, key, aim_offset=offset)
+
+  if task.straight_descent is not None:  # the task's own (two hands)
+    descent = task.straight_descent
 
   policies = {
     "expert": task.expert_action,

@@ -90,6 +90,10 @@ class ManipulationTask(NamedTuple):
     resets to recorded states, `envs.suite.curriculum`); None if the task
     does not expose it.
   robot: the `envs.robots.Robot` of a suite task (None for QT-Opt's).
+  straight_descent(model, state, key) -> action: the expert without x-y
+    skill (it grasps straight below where it starts), a reference policy;
+    None: the expert aiming at the fingertips' own x-y (one hand, one
+    target object).
   """
 
   env: types.Env
@@ -100,6 +104,7 @@ class ManipulationTask(NamedTuple):
   layout: Layout
   observe: Callable[..., Any] | None = None
   robot: Any = None  # the suite tasks' `envs.robots.Robot`
+  straight_descent: Callable[..., jax.Array] | None = None
 
 
 def make_layout(

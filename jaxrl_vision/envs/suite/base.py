@@ -22,6 +22,7 @@ from jaxrl_vision.envs.manipulation import scene
 from jaxrl_vision.envs.suite import pixels
 
 OBS_MODES = ("state", "pixels")
+ONE_ARM = ("gripper", "arm7")  # the robots of the one-arm tasks
 
 
 def check_args(
@@ -31,8 +32,14 @@ def check_args(
   frame_stack: int,
   episode_length: int,
   substeps_per_action: int,
+  robot: str | None = None,
 ) -> None:
-  """ValueError with the bad argument named, before anything is built."""
+  """ValueError with the bad argument named, before anything is built;
+  `robot` (when given) must be one of `ONE_ARM`."""
+  if robot is not None and robot not in ONE_ARM:
+    raise ValueError(
+      f"{name} is a one-arm task: robot must be one of {ONE_ARM}; got {robot!r}"
+    )
   if obs_mode not in OBS_MODES:
     raise ValueError(f"obs_mode must be one of {OBS_MODES}: {obs_mode!r}")
   if obs_mode != "pixels" and (depth or frame_stack != 1):

@@ -279,6 +279,13 @@ def make_bimanual_lift_task(
     )
     return arm.add_noise(action, key, noise_scale)
 
+  def straight_descent(model, state, key):
+    """The expert with each hand aiming straight below itself (no x-y
+    skill): it closes and rises wherever it starts."""
+    data = state.physics.data
+    offset = arm.tip(data)[:, :2] - handles(data)[:, :2]
+    return expert_action(model, state, key, aim_offset=offset)
+
   task = common.make_task(
     reset=reset,
     step=step,
@@ -289,6 +296,7 @@ def make_bimanual_lift_task(
     episode_length=episode_length,
     observe=observe,
   )
+  task = task._replace(straight_descent=straight_descent)
   return base.finish(
     task, s, obs_mode, image_size, depth, frame_stack, OBJECT_SIZE
   )

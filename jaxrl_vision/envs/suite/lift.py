@@ -83,7 +83,13 @@ def make_lift_task(
     robot: "gripper" (Cartesian, the CPU default) or "arm7" (`envs.robots`).
   """
   base.check_args(
-    "lift", obs_mode, depth, frame_stack, episode_length, substeps_per_action
+    "lift",
+    obs_mode,
+    depth,
+    frame_stack,
+    episode_length,
+    substeps_per_action,
+    robot,
   )
   reach = placement + np.sqrt(2) * HALF_SIDE_RANGE[1]
   if placement < 0 or reach > scene.TRAY_HALF:

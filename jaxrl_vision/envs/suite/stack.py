@@ -60,7 +60,13 @@ def make_stack_task(
   12 cm apart with +-2 cm jitter).
   """
   base.check_args(
-    "stack", obs_mode, depth, frame_stack, episode_length, substeps_per_action
+    "stack",
+    obs_mode,
+    depth,
+    frame_stack,
+    episode_length,
+    substeps_per_action,
+    robot,
   )
   s = base.make_scene(
     (CUBE_A, CUBE_B), robot, camera, image_size, substeps_per_action

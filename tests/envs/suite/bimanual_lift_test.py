@@ -185,6 +185,19 @@ class BimanualLiftTest(absltest.TestCase):
     self.assertEqual(demos.closed.shape, (num, length, 2))
     self.assertGreaterEqual(float(np.mean(demos.success)), 0.75)
 
+  def test_straight_descent_aims_below_each_hand(self):
+    # The reference without x-y skill: no x-y move from either hand, where
+    # the expert moves both toward their handles.
+    task, _, first, _ = _rollouts()
+    model = task.env.init_model()
+    state = jax.tree.map(lambda x: x[0], first)
+    key = jax.random.key(0)
+    straight = jax.jit(task.straight_descent)(model, state, key)
+    expert = jax.jit(task.expert_action)(model, state, key)
+    xy = np.array([0, 1, 5, 6])  # each hand's dx, dy
+    np.testing.assert_allclose(np.asarray(straight)[xy], 0.0, atol=1e-6)
+    self.assertGreater(np.abs(np.asarray(expert)[xy]).max(), 0.05)
+
   def test_bad_arguments(self):
     with self.assertRaisesRegex(ValueError, "robot"):
       bl.make_bimanual_lift_task(robot="arm7")

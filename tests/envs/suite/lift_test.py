@@ -135,6 +135,8 @@ class LiftTest(absltest.TestCase):
       lift.make_lift_task(depth=True)  # state observations have no depth
     with self.assertRaisesRegex(ValueError, "frame_stack"):
       lift.make_lift_task(obs_mode="pixels", frame_stack=0)
+    with self.assertRaisesRegex(ValueError, "one-arm task"):
+      lift.make_lift_task(robot="two_grippers")
 
 
 if __name__ == "__main__":

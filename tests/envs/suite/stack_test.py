@@ -89,6 +89,8 @@ class StackTest(absltest.TestCase):
       stack.make_stack_task(obs_mode="rgb")
     with self.assertRaisesRegex(ValueError, "pixels"):
       stack.make_stack_task(frame_stack=3)
+    with self.assertRaisesRegex(ValueError, "one-arm task"):
+      stack.make_stack_task(robot="two_grippers")
 
 
 if __name__ == "__main__":
