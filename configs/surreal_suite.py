@@ -47,7 +47,9 @@ def get_config(task: str, arg: str | None) -> ml_collections.ConfigDict:
     # forward (every step of a segment at once, no scan).
     lstm_size=0,
     hidden_sizes=(300, 200),
-    init_log_std=-1.0,
+    # The reference's -1.0 (std 0.37): its grip rarely closes once the
+    # policy learns to reach; at -0.5 (std 0.61) more seeds find the grasp.
+    init_log_std=-0.5,
     gamma=0.995,
     lam=0.97,
     horizon=5,
@@ -58,9 +60,13 @@ def get_config(task: str, arg: str | None) -> ml_collections.ConfigDict:
     beta_init=1.0,
     actor_epochs=10,
     critic_epochs=10,
-    # The reference: 1e-4 annealed to 5e-5 over 1,220 publishes.
+    # The reference: 1e-4 annealed to 5e-5 over 1,220 publishes (a
+    # staircase of 12 drops). Here 3e-4 to 1e-4 over the run's 1,400
+    # publishes: the greedy policy swung 10-20 points between evaluations
+    # at a constant 3e-4.
     learning_rate=3e-4,
-    min_learning_rate=3e-4,
+    min_learning_rate=1e-4,
+    lr_num_steps=1400,
     max_grad_norm=5.0,
     # The reference publishes every 4,096 segments (82K env steps at
     # stride 20); on the CPU budget that leaves ~20 policy changes in 30

@@ -41,7 +41,11 @@ class BadCommandLineTest(parameterized.TestCase):
       ["--config.experiment=nope"],
       "config.experiment='nope': must be one of: dqn_pixels",
     ),
-    ("unknown_env", ["--config.env.name=nope"], "must be one of: catch"),
+    (
+      "unknown_env",
+      ["--config.env.name=nope"],
+      "config.env.name='nope': must be one of: bimanual_lifting, catch",
+    ),
     (
       "misaligned_checkpoint",
       ["--config.checkpoint.every=15"],
