@@ -134,6 +134,7 @@ def make_two_grippers(mj_model: mujoco.MjModel) -> robot_lib.Robot:
   """The two hands' pure functions for a scene of `scene.scene_xml` with
   this robot's parts."""
   del mj_model  # the joints are checked by `common.make_layout`
+  one = gripper.make_gripper(None)  # each hand's readers, per `hand`
   return robot_lib.Robot(
     name="two_grippers",
     action_size=ACTION_SIZE,
@@ -142,12 +143,10 @@ def make_two_grippers(mj_model: mujoco.MjModel) -> robot_lib.Robot:
     start_qpos=start_qpos,
     rest_ctrl=lambda qpos: qpos[:NUM_QPOS],
     control=control,
-    tip=lambda data: _per_hand(lambda h: h.qpos[:3], data),
-    yaw=lambda data: _per_hand(lambda h: h.qpos[3], data),
-    fingers=lambda data: _per_hand(lambda h: h.qpos[4:6], data),
-    finger_speed=lambda data: _per_hand(
-      lambda h: jnp.max(jnp.abs(h.qvel[4:6])), data
-    ),
+    tip=lambda data: _per_hand(one.tip, data),
+    yaw=lambda data: _per_hand(one.yaw, data),
+    fingers=lambda data: _per_hand(one.fingers, data),
+    finger_speed=lambda data: _per_hand(one.finger_speed, data),
     proprio=proprio,
     cartesian_action=cartesian_action,
     random_action=random_action,

@@ -183,16 +183,28 @@ def make_step(
 
 
 def finish(
-  task: common.ManipulationTask,
   s: Scene,
+  *,
   obs_mode: str,
   image_size: int,
   depth: bool,
   frame_stack: int,
   object_size: int,
+  episode_length: int,
+  **functions,
 ) -> common.ManipulationTask:
-  """The task with its observation and action shapes in the spec and the
-  robot's random policy."""
+  """The task around its pure `functions` (reset, step, expert_action,
+  observe, and optionally sample_sizes and straight_descent), with its
+  observation and action shapes in the spec and the robot's random
+  policy."""
+  straight_descent = functions.pop("straight_descent", None)
+  task = common.make_task(
+    mj_model=s.mj_model,
+    layout=s.layout,
+    image_size=image_size,
+    episode_length=episode_length,
+    **functions,
+  )
   if obs_mode == "state":
     spec = task.env.spec._replace(
       obs_shape=(s.robot.proprio_size + object_size,), obs_dtype=jnp.float32
@@ -205,4 +217,5 @@ def finish(
     env=task.env._replace(spec=spec),
     random_action=s.robot.random_action,
     robot=s.robot,
+    straight_descent=straight_descent,
   )

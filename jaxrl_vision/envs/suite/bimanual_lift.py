@@ -185,36 +185,26 @@ def make_bimanual_lift_task(
       ]
     )
 
-  def elevation(model, data):
-    half_height = model.geom_size[layout.object_geoms[0], 2]
-    return data.xpos[pot_body, 2] - half_height
+  def elevation(data):
+    """The pot's bottom over the floor (its size is not randomised)."""
+    return data.xpos[pot_body, 2] - POT_HALF[2]
 
-  def make_score(model):
-    def score(data):
-      """The spec's reward and its stages, float32 scalars."""
-      elev = elevation(model, data)
-      cos_tilt = tilt_cos(data.xmat[pot_body])
-      touch = touches(data)
-      dist = jnp.linalg.norm(handles(data) - arm.tip(data), axis=-1)
-      reach = reach_term(touch, dist)
-      lift = lift_term(elev, cos_tilt)
-      f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
-      metrics = {"success": f32(is_success(elev, cos_tilt)), "lift": f32(lift)}
-      for i, side in enumerate(HANDS):
-        metrics[f"reach_{side}"] = f32(reach[i])
-        metrics[f"grasp_{side}"] = f32(touch[i])
-      return f32(lift + jnp.sum(reach)), metrics
+  def score(data):
+    """The spec's reward and its stages, float32 scalars."""
+    elev = elevation(data)
+    cos_tilt = tilt_cos(data.xmat[pot_body])
+    touch = touches(data)
+    dist = jnp.linalg.norm(handles(data) - arm.tip(data), axis=-1)
+    reach = reach_term(touch, dist)
+    lift = lift_term(elev, cos_tilt)
+    f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
+    metrics = {"success": f32(is_success(elev, cos_tilt)), "lift": f32(lift)}
+    for i, side in enumerate(HANDS):
+      metrics[f"reach_{side}"] = f32(reach[i])
+      metrics[f"grasp_{side}"] = f32(touch[i])
+    return f32(lift + jnp.sum(reach)), metrics
 
-    return score
-
-  def step(
-    model: mjx.Model, state: types.EnvState, action: jax.Array
-  ) -> types.EnvState:
-    # The elevation reads the pot's (per-world) half-height from `model`.
-    inner = base.make_step(
-      s, observe, make_score(model), substeps_per_action, episode_length
-    )
-    return inner(model, state, action)
+  step = base.make_step(s, observe, score, substeps_per_action, episode_length)
 
   def reset(model: mjx.Model, key: jax.Array) -> types.EnvState:
     place_key, yaw_key, grip_key = jax.random.split(key, 3)
@@ -223,7 +213,7 @@ def make_bimanual_lift_task(
       place_key, (2,), minval=-PLACEMENT, maxval=PLACEMENT
     )
     yaw = jax.random.uniform(yaw_key, (), minval=-YAW_RANGE, maxval=YAW_RANGE)
-    z = model.geom_size[layout.object_geoms[0], 2]
+    z = jnp.float32(POT_HALF[2])  # resting on the floor
     quat = jnp.stack([jnp.cos(yaw / 2), 0.0, 0.0, jnp.sin(yaw / 2)])
     pose = jnp.concatenate([xy, z[None], quat])
     qpos = jax.lax.dynamic_update_slice(qpos, pose, (layout.object_qpos[0],))
@@ -286,19 +276,19 @@ def make_bimanual_lift_task(
     offset = arm.tip(data)[:, :2] - handles(data)[:, :2]
     return expert_action(model, state, key, aim_offset=offset)
 
-  task = common.make_task(
+  return base.finish(
+    s,
+    obs_mode=obs_mode,
+    image_size=image_size,
+    depth=depth,
+    frame_stack=frame_stack,
+    object_size=OBJECT_SIZE,
+    episode_length=episode_length,
     reset=reset,
     step=step,
     expert_action=expert_action,
-    mj_model=s.mj_model,
-    layout=layout,
-    image_size=image_size,
-    episode_length=episode_length,
     observe=observe,
-  )
-  task = task._replace(straight_descent=straight_descent)
-  return base.finish(
-    task, s, obs_mode, image_size, depth, frame_stack, OBJECT_SIZE
+    straight_descent=straight_descent,
   )
 
 

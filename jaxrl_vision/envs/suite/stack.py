@@ -167,18 +167,18 @@ def make_stack_task(
     )
     return arm.add_noise(action, key, noise_scale)
 
-  task = common.make_task(
+  return base.finish(
+    s,
+    obs_mode=obs_mode,
+    image_size=image_size,
+    depth=depth,
+    frame_stack=frame_stack,
+    object_size=OBJECT_SIZE,
+    episode_length=episode_length,
     reset=reset,
     step=step,
     expert_action=expert_action,
-    mj_model=s.mj_model,
-    layout=layout,
-    image_size=image_size,
-    episode_length=episode_length,
     observe=observe,
-  )
-  return base.finish(
-    task, s, obs_mode, image_size, depth, frame_stack, OBJECT_SIZE
   )
 
 
