@@ -135,6 +135,18 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # 32); at batch 64, 0.03 decides at most 1 of 5 locations per seed and
     # 0.1 all five in both seeds (top 0.71-0.97).
     entropy_weight=0.1,
+    # The merge logits also descend this x each supernet's expected
+    # relative op cost (FLOPs: noop 0, the dearest op 1;
+    # search.visionary.add_cost_gradient): ops the loss cannot tell apart
+    # are settled by cost, not by whichever noise favoured first.
+    # Measured on the default's data, 4 search seeds (2026-12-07): 0 (the
+    # default) agrees on 1.67 of 5 merge ops per pair (1, 1, 1, 1, 2, 4);
+    # 0.05 on 2.67 (1, 1, 3, 5, 3, 3), but by merging less: two seeds
+    # chose noop at all five locations (the action then enters only
+    # through attention) and the others hadamard, the next cheapest. With
+    # entropy_weight 0 the seeds still decide (top 0.48-0.94) and still
+    # disagree (1.5 of 5): each seed's choice follows its own weights.
+    cost_weight=0.0,
     # The logits' gradient from held-out episodes (a first-order DARTS
     # split; the paper's 0 fits them to the training loss like the
     # weights): every holdout_every-th episode is kept from the search's
@@ -245,6 +257,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.search.arch_momentum = 0.958
     config.search.gate_threshold = 0.5
     config.search.entropy_weight = 0.0
+    config.search.cost_weight = 0.0
     config.search.holdout_every = 0
     config.search.arch_batch_size = 0
     config.search.agent = dict()

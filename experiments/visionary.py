@@ -109,6 +109,7 @@ def phase_config(
       "arch_momentum",
       "warmup_iterations",
       "entropy_weight",
+      "cost_weight",
       "holdout_every",
       "arch_batch_size",
     )

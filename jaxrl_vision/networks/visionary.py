@@ -301,6 +301,50 @@ MERGE_MODULES: Mapping[str, type[nn.Module]] = {
 }
 
 
+def merge_op_flops(
+  op: str, height: int, width: int, channels: int, vector_size: int
+) -> int:
+  """FLOPs per example of one merge op on an [H, W, C] map with an
+  action/state vector of `vector_size` (the modules above): 2 per
+  multiply-add, 1 per elementwise combine; biases and activations left
+  out. A CEM selector pays them once per sampled action."""
+  hw, c, a = height * width, channels, vector_size
+  if op == "noop":
+    return 0
+  if op == "add":  # Dense a -> 256 -> C, then x + t
+    hidden = AddMerge.hidden_size
+    return 2 * (a * hidden + hidden * c) + hw * c
+  if op == "concat":  # Dense a -> 64, then the split 1x1 conv
+    embed = ConcatMerge.embed_size
+    return 2 * (a * embed + embed * c + hw * c * c)
+  if op == "hadamard":  # Dense a -> H*W, then x * g
+    return 2 * a * hw + hw * c
+  if op == "conv_filters":  # Dense a -> C*C, then a per-example 1x1 conv
+    return 2 * (a * c * c + hw * c * c)
+  raise ValueError(f"Unknown merge op {op!r}; valid: {space.OPS}.")
+
+
+def merge_flops(
+  trunk_name: str,
+  architecture: space.Architecture,
+  image_size: int,
+  coord_channels: bool = False,
+) -> dict[str, tuple[int, ...]]:
+  """location -> `merge_op_flops` of each candidate op there, in the
+  candidates' order, for every supernet location (two or more ops)."""
+  spec, shapes = _trunk_spec(trunk_name), feature_shapes(trunk_name, image_size)
+  pool2 = (shapes.pool2, shapes.pool2)
+  maps = {space.LOCATIONS[0]: (*pool2, spec.width + 2 * coord_channels)}
+  maps.update({loc: (*pool2, spec.width) for loc in space.LOCATIONS[1:4]})
+  maps[space.LOCATIONS[4]] = (shapes.pool3, shapes.pool3, spec.width)
+  vector = ACTION_SIZE + STATE_SIZE
+  return {
+    location: tuple(merge_op_flops(op, *maps[location], vector) for op in ops)
+    for location, ops in zip(space.LOCATIONS, architecture.merge, strict=True)
+    if len(ops) > 1
+  }
+
+
 class Supernet(nn.Module):
   """F(x, a) = sum_j softmax(merge_logits)_j f_j(x, a) over `ops`.
 
@@ -516,6 +560,8 @@ class QFunction(NamedTuple):
   apply: Callable[..., jax.Array]
   architecture: space.Architecture
   trunk_name: str
+  # location -> FLOPs of each candidate merge op (`merge_flops`).
+  merge_flops: Mapping[str, tuple[int, ...]] = {}
 
 
 def state_vector(obs: Mapping[str, jax.Array]) -> jax.Array:
@@ -608,4 +654,7 @@ def make_q_function(
     apply=apply,
     architecture=architecture,
     trunk_name=trunk_name,
+    merge_flops=merge_flops(
+      trunk_name, architecture, image_size, coord_channels
+    ),
   )

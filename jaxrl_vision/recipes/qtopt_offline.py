@@ -56,6 +56,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   v.number_in(config, "search.arch_momentum", 0, 1, high_open=True)
   v.non_negative_int(config, "search.warmup_iterations")
   v.number_in(config, "search.entropy_weight", 0, 100)
+  v.number_in(config, "search.cost_weight", 0, 100)
   holdout_every = v.non_negative_int(config, "search.holdout_every")
   if holdout_every == 1:
     raise v.ConfigError(
@@ -174,14 +175,15 @@ def _optimizer(name: str, learning_rate: float, momentum: float | None = None):
 
 
 def make_optimizer(
-  config: ml_collections.ConfigDict,
+  config: ml_collections.ConfigDict, merge_flops=None
 ) -> optax.GradientTransformation:
   """The paper's SGD with momentum (spec B1.5), or Adam; for a network with
   architecture logits, `space.make_search_optimizer`: the logits get their
   own optimizer, learning rate and momentum (`search.*`), stay still for
   the first `search.warmup_iterations` and descend `search.entropy_weight`
-  x their entropy. The weights' Adam keeps its default b1 (0.9);
-  `agent.momentum` is SGD's."""
+  x their entropy and `search.cost_weight` x their expected relative
+  `merge_flops` (the Q-function's). The weights' Adam keeps its default b1
+  (0.9); `agent.momentum` is SGD's."""
   a, s = config.agent, config.search
   weights = _optimizer(
     a.optimizer, a.learning_rate, a.momentum if a.optimizer == "sgd" else None
@@ -193,6 +195,8 @@ def make_optimizer(
     _optimizer(s.arch_optimizer, s.arch_learning_rate, s.arch_momentum),
     warmup_steps=s.warmup_iterations * config.train.num_updates_per_iteration,
     entropy_weight=s.entropy_weight,
+    cost_weight=s.cost_weight,
+    op_costs=merge_flops,
   )
 
 
@@ -202,7 +206,7 @@ def make_agent(
   """QT-Opt as configured; with `axis_name` it averages gradients and
   metrics over that mapped axis (data parallel)."""
   a = config.agent
-  optimizer = make_optimizer(config)
+  optimizer = make_optimizer(config, q_function.merge_flops)
   return qtopt.make_qtopt(
     q_function,
     optimizer=optimizer,

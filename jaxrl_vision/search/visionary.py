@@ -447,12 +447,61 @@ def add_entropy_gradient(weight: float) -> optax.GradientTransformation:
   return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
+def add_cost_gradient(
+  op_costs: Mapping[str, Any], weight: float
+) -> optax.GradientTransformation:
+  """Adds `weight` x the gradient of each supernet's expected op cost,
+  sum_j softmax(w)_j c_j, to the updates of its merge logits w: a
+  resource-aware search, as FBNet's and ProxylessNAS's expected latency.
+
+  Where the RL loss tells the ops apart it outweighs the pull; where it
+  cannot, the search settles on the cheaper op instead of on whichever op
+  noise favoured first (which the entropy pull then makes decided).
+
+  Args:
+    op_costs: location -> one cost per candidate op (in the candidates'
+      order), e.g. `networks.visionary.merge_flops`. Each location's costs
+      are divided by its largest, so every location weighs alike: the
+      dearest op costs 1, "noop" 0.
+    weight: >= 0.
+  """
+  if weight < 0:
+    raise ValueError(f"cost weight must be >= 0, got {weight}")
+  relative = {}
+  for location, costs in op_costs.items():
+    c = np.asarray(costs, np.float64)
+    if c.ndim != 1 or np.any(c < 0) or not np.max(c, initial=0) > 0:
+      raise ValueError(
+        f"op costs at {location!r} must be >= 0 with one > 0, got {costs!r}"
+      )
+    relative[f"merge_{location}"] = c / c.max()
+
+  def update(updates, state, params=None):
+    if params is None:
+      raise ValueError("add_cost_gradient needs params")
+
+    def add(path, u, p):
+      if _leaf_name(path) != "merge_logits":
+        return u
+      module = str(getattr(path[-2], "key", path[-2]))
+      if module not in relative:
+        raise ValueError(f"no op costs for {module!r}")
+      c = jnp.asarray(relative[module], p.dtype)
+      return u + weight * jax.grad(lambda w: jax.nn.softmax(w) @ c)(p)
+
+    return jax.tree_util.tree_map_with_path(add, updates, params), state
+
+  return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
 def make_search_optimizer(
   weights: optax.GradientTransformation,
   arch: optax.GradientTransformation,
   *,
   warmup_steps: int = 0,
   entropy_weight: float = 0.0,
+  cost_weight: float = 0.0,
+  op_costs: Mapping[str, Any] | None = None,
 ) -> optax.GradientTransformation:
   """Weights and architecture logits, each with its own optimizer.
 
@@ -464,10 +513,15 @@ def make_search_optimizer(
   fresh). Both step on the same gradient of the
   RL loss (no bi-level split, as in the paper). With `entropy_weight` > 0
   the logits also descend `entropy_weight` x their `arch_entropy`
-  (`add_entropy_gradient`).
+  (`add_entropy_gradient`); with `cost_weight` > 0, `cost_weight` x their
+  expected relative `op_costs` (`add_cost_gradient`).
   """
   if warmup_steps < 0:
     raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
+  if cost_weight:
+    if op_costs is None:
+      raise ValueError("cost_weight > 0 needs op_costs")
+    arch = optax.chain(add_cost_gradient(op_costs, cost_weight), arch)
   if entropy_weight:
     arch = optax.chain(add_entropy_gradient(entropy_weight), arch)
   if warmup_steps:

@@ -199,6 +199,49 @@ class MergeOpsTest(chex.TestCase):
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5)
 
 
+class MergeFlopsTest(chex.TestCase):
+  def test_hand_computed(self):
+    # 4 x 4 x 32 map, 10-vector: add = 2 (10 * 256 + 256 * 32) + 16 * 32.
+    self.assertEqual(vis.merge_op_flops("add", 4, 4, 32, 10), 22016)
+    self.assertEqual(vis.merge_op_flops("hadamard", 4, 4, 32, 10), 832)
+    self.assertEqual(vis.merge_op_flops("noop", 4, 4, 32, 10), 0)
+    with self.assertRaisesRegex(ValueError, "Unknown merge op"):
+      vis.merge_op_flops("sum", 4, 4, 32, 10)
+
+  @parameterized.parameters("add", "concat", "hadamard", "conv_filters")
+  def test_within_5_percent_of_xla(self, op):
+    # XLA's own count for the module (biases and activations included).
+    x, a = jnp.zeros((1, 4, 4, 32)), jnp.zeros((1, 10))
+    module = vis.MERGE_MODULES[op]()
+    params = module.init(jax.random.key(0), x, a)
+    cost = jax.jit(module.apply).lower(params, x, a).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    ours = vis.merge_op_flops(op, 4, 4, 32, 10)
+    np.testing.assert_allclose(ours, cost["flops"], rtol=0.05)
+
+  def test_q_function_lists_every_supernet(self):
+    q = vis.make_q_function(
+      "grasping_small", space.search_architecture(), 32, coord_channels=True
+    )
+    self.assertEqual(tuple(q.merge_flops), space.LOCATIONS)
+    vector = vis.ACTION_SIZE + vis.STATE_SIZE
+    # pool2 is 4 x 4 with the 2 coordinate channels, pool3 2 x 2.
+    expected = {
+      "pool2": (4, 4, 34),
+      "conv_b2_2": (4, 4, 32),
+      "pool3": (2, 2, 32),
+    }
+    for location, shape in expected.items():
+      self.assertEqual(
+        q.merge_flops[location],
+        tuple(vis.merge_op_flops(op, *shape, vector) for op in space.OPS),
+      )
+    baseline = vis.make_q_function(
+      "grasping_small", space.baseline_architecture(), 32
+    )
+    self.assertEqual(baseline.merge_flops, {})
+
+
 class SupernetTest(chex.TestCase):
   def setUp(self):
     super().setUp()

@@ -125,6 +125,7 @@ class ValidateTest(absltest.TestCase):
       ({"search.arch_momentum": 1.0}, "search.arch_momentum"),
       ({"search.warmup_iterations": -1}, "search.warmup_iterations"),
       ({"search.entropy_weight": -0.1}, "search.entropy_weight"),
+      ({"search.cost_weight": -0.1}, "search.cost_weight"),
       ({"search.holdout_every": 1}, "search.holdout_every"),
       ({"search.holdout_every": -2}, "search.holdout_every"),
       (

@@ -162,6 +162,47 @@ class SearchOptimizerTest(absltest.TestCase):
     with self.assertRaisesRegex(ValueError, "kernel"):
       space.arch_entropy("kernel", jnp.zeros(2))
 
+  def test_cost_gradient_by_hand(self):
+    # Costs 0..4 at pool2, relative 0, 0.25, ..., 1: d/dw_i sum_j p_j c_j
+    # = p_i (c_i - p.c). With a zero RL gradient and SGD at lr 1 the update
+    # is -weight x that: the dear ops' logits fall, the cheap ones' rise.
+    opt = space.make_search_optimizer(
+      optax.sgd(0.1),
+      optax.sgd(1.0),
+      cost_weight=0.5,
+      op_costs={"pool2": [0, 10, 20, 30, 40]},
+    )
+    params = _params()
+    w = jnp.array([1.0, 0.0, 0.0, 0.0, -1.0])
+    params["params"]["head"]["merge_pool2"]["merge_logits"] = w
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    updates, _ = opt.update(zeros, opt.init(params), params)
+    up = updates["params"]["head"]
+    p = np.exp(w) / np.exp(w).sum()
+    c = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
+    np.testing.assert_allclose(
+      up["merge_pool2"]["merge_logits"], -0.5 * p * (c - p @ c), rtol=1e-5
+    )
+    # Only merge logits feel it.
+    np.testing.assert_array_equal(up["attention_pool2"]["peer_logits"], 0.0)
+    np.testing.assert_array_equal(up["b2_conv1"]["kernel"], 0.0)
+
+  def test_cost_gradient_bad_input_raises(self):
+    sgd = optax.sgd(1.0)
+    with self.assertRaisesRegex(ValueError, "cost weight"):
+      space.add_cost_gradient({"pool2": [0, 1]}, -1.0)
+    with self.assertRaisesRegex(ValueError, "op costs at 'pool2'"):
+      space.add_cost_gradient({"pool2": [0, 0]}, 1.0)
+    with self.assertRaisesRegex(ValueError, "needs op_costs"):
+      space.make_search_optimizer(sgd, sgd, cost_weight=1.0)
+    # A supernet without costs is an error, not a silently free op.
+    opt = space.make_search_optimizer(
+      sgd, sgd, cost_weight=1.0, op_costs={"pool3": [0, 1, 2, 3, 4]}
+    )
+    params = _params()
+    with self.assertRaisesRegex(ValueError, "merge_pool2"):
+      opt.update(params, opt.init(params), params)
+
   def test_negative_warmup_raises(self):
     with self.assertRaisesRegex(ValueError, "warmup"):
       space.make_search_optimizer(optax.sgd(1), optax.sgd(1), warmup_steps=-1)
