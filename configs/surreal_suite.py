@@ -17,7 +17,12 @@ import ml_collections
 from configs import common
 
 VARIANTS = ("curriculum", "pixels", "arm7", "smoke")
-EPISODE_LENGTH = {"lift": 30, "stacking": 60, "bimanual_lifting": 50}
+EPISODE_LENGTH = {
+  "lift": 30,
+  "stacking": 60,
+  "bimanual_lifting": 50,
+  "bimanual_peg_in_hole": 30,
+}
 
 
 def get_config(task: str, arg: str | None) -> ml_collections.ConfigDict:

@@ -35,6 +35,7 @@ from jaxrl_vision.envs import robots
 from jaxrl_vision.envs import wrappers
 from jaxrl_vision.envs.manipulation import common as manip
 from jaxrl_vision.envs.suite import bimanual_lift
+from jaxrl_vision.envs.suite import bimanual_peg_in_hole
 from jaxrl_vision.envs.suite import curriculum as curriculum_lib
 from jaxrl_vision.envs.suite import lift
 from jaxrl_vision.envs.suite import stack
@@ -44,6 +45,7 @@ TASKS = {
   "lift": lift.make_lift_task,
   "stacking": stack.make_stack_task,
   "bimanual_lifting": bimanual_lift.make_bimanual_lift_task,
+  "bimanual_peg_in_hole": bimanual_peg_in_hole.make_bimanual_peg_in_hole_task,
 }
 LOG_STD_JITTER = 0.25  # per-world U(-0.25, 0.25) on the log-std (§1.2.4)
 
@@ -427,14 +429,15 @@ def make_references(task, num_episodes: int):
   `evaluate(agent_state, key)` (the same key, the same worlds and starts):
   the expert (privileged state), a straight descent (the expert aiming at
   the fingertips' own x-y: it closes and lifts wherever it starts, with no
-  x-y skill; `task.straight_descent` where the task has its own) and uniformly random actions. `<policy>/success` and
+  x-y skill; `task.straight_descent` where the task has its own, as the
+  two-hand tasks do) and uniformly random actions. `<policy>/success` and
   `<policy>/return` per policy, the means over the episodes."""
   env = task.env
   length = env.spec.max_episode_steps
-  target = task.layout.object_bodies[0]
 
   def descent(model, state, key):
     data = state.physics.data
+    target = task.layout.object_bodies[0]
     offset = task.robot.tip(data)[:2] - data.xpos[target][:2]
     return task.expert_action(model, state, key, aim_offset=offset)
 

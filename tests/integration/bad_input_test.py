@@ -44,7 +44,8 @@ class BadCommandLineTest(parameterized.TestCase):
     (
       "unknown_env",
       ["--config.env.name=nope"],
-      "config.env.name='nope': must be one of: bimanual_lifting, catch",
+      "config.env.name='nope': must be one of: bimanual_lifting, "
+      "bimanual_peg_in_hole, catch",
     ),
     (
       "misaligned_checkpoint",

@@ -133,8 +133,8 @@ def make_layout(
     return mujoco.mj_name2id(mj_model, mujoco.mjtObj.mjOBJ_JOINT, name)
 
   names = [f"object{i}" for i in range(num_objects)]
-  geoms = np.array([geom(n) for n in names])
-  joints = np.array([joint(n) for n in names])
+  geoms = np.array([geom(n) for n in names], int)  # int when empty too
+  joints = np.array([joint(n) for n in names], int)
   kind_of = {
     int(mujoco.mjtGeom.mjGEOM_BOX): "box",
     int(mujoco.mjtGeom.mjGEOM_SPHERE): "sphere",
@@ -160,7 +160,7 @@ def make_layout(
   fingers = [geom(p + f"finger_{s}") for p in hands for s in ("left", "right")]
   return Layout(
     object_kinds=kinds,
-    object_bodies=np.array([body(n) for n in names]),
+    object_bodies=np.array([body(n) for n in names], int),
     object_geoms=geoms,
     object_qpos=mj_model.jnt_qposadr[joints],
     object_qvel=mj_model.jnt_dofadr[joints],

@@ -126,10 +126,12 @@ def _walls() -> list[str]:
   return lines
 
 
-def gripper_xml(prefix: str = "") -> str:
+def gripper_xml(prefix: str = "", attached: str = "") -> str:
   """The Cartesian gripper's MJCF body; `prefix` starts every name in it
   (a second gripper needs one, `HANDS`). The body sits at the origin, so
-  its x, y, z joints are the fingertips' world position."""
+  its x, y, z joints are the fingertips' world position. `attached`: MJCF
+  of child bodies fixed in the hand (in the fingertips' frame; the objects
+  of a task that has the robot hold them, Bimanual Peg-in-hole)."""
   fx, fy, fz = FINGER_HALF
   lo, hi = WORKSPACE_LOW, WORKSPACE_HIGH
   arm = f'damping="{ARM_DAMPING}" armature="0.05"'
@@ -162,7 +164,7 @@ def gripper_xml(prefix: str = "") -> str:
       <site name="{p}grasp" pos="0 0 0.02"/>
       <camera name="{p}wrist" mode="track" pos="0 0 {WRIST_CAMERA_HEIGHT}"
         xyaxes="1 0 0 0 1 0" fovy="75"/>
-{fingers}    </body>"""
+{fingers}{attached}    </body>"""
 
 
 def gripper_actuator_xml(prefix: str = "") -> str:
@@ -211,7 +213,8 @@ def scene_xml(
   """Returns the MJCF of the scene.
 
   Args:
-    objects: the free objects, in order; body, joint and geom `object<i>`.
+    objects: the free objects, in order; body, joint and geom `object<i>`
+      (none where the robot holds the task's objects, `robot`).
     walls: whether to build the tray walls.
     max_contact_points: if > 0, MJX keeps only this many deepest contacts
       of all candidate pairs (fewer constraint rows for the solver). The
@@ -223,8 +226,6 @@ def scene_xml(
   Returns:
     An MJCF string for `mujoco.MjModel.from_xml_string`.
   """
-  if not objects:
-    raise ValueError("the scene needs at least one object")
   for spec in objects:
     if spec.kind not in ("box", "sphere", "capsule"):
       raise ValueError(f"unsupported object kind {spec.kind!r}")

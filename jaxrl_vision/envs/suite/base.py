@@ -73,9 +73,13 @@ def make_scene(
   camera: str,
   image_size: int,
   substeps_per_action: int,
+  robot_parts: tuple[str, str] | None = None,
 ) -> Scene:
+  """`robot_parts`: the robot's (worldbody, actuator) MJCF when the task
+  changes it (objects fixed in a hand); default `robots.scene_parts`."""
+  parts = robot_parts or robots.scene_parts(robot)
   mj_model = mujoco.MjModel.from_xml_string(
-    scene.scene_xml(objects, walls=True, robot=robots.scene_parts(robot))
+    scene.scene_xml(objects, walls=True, robot=parts)
   )
   return Scene(
     mj_model=mj_model,
