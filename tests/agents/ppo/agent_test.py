@@ -131,8 +131,8 @@ class LearnTest(absltest.TestCase):
     _, dist, value = net.unroll(params, carry, x, starts)
     for t in range(T):
       _, d, v = net.step(params, carry, x[t], starts[t])
-      np.testing.assert_allclose(dist.mean[t], d.mean, rtol=1e-6)
-      np.testing.assert_allclose(value[t], v, rtol=1e-6)
+      np.testing.assert_allclose(dist.mean[t], d.mean, rtol=1e-6, atol=1e-7)
+      np.testing.assert_allclose(value[t], v, rtol=1e-6, atol=1e-7)
 
 
 if __name__ == "__main__":
