@@ -22,6 +22,7 @@ EPISODE_LENGTH = {
   "stacking": 60,
   "bimanual_lifting": 50,
   "bimanual_peg_in_hole": 30,
+  "bin_picking": 108,
 }
 
 

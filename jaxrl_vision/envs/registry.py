@@ -8,6 +8,7 @@ from jaxrl_vision.envs.manipulation import grasp
 from jaxrl_vision.envs.manipulation import stack
 from jaxrl_vision.envs.suite import bimanual_lift
 from jaxrl_vision.envs.suite import bimanual_peg_in_hole
+from jaxrl_vision.envs.suite import bin_picking
 from jaxrl_vision.envs.suite import lift
 from jaxrl_vision.envs.suite import stack as suite_stack
 
@@ -19,6 +20,7 @@ _ENVS: dict[str, Callable[..., types.Env]] = {
   "stacking": suite_stack.make_suite_stack,  # the Robotics Suite's
   "bimanual_lifting": bimanual_lift.make_bimanual_lift,
   "bimanual_peg_in_hole": bimanual_peg_in_hole.make_bimanual_peg_in_hole,
+  "bin_picking": bin_picking.make_bin_picking,
 }
 
 

@@ -36,6 +36,7 @@ from jaxrl_vision.envs import wrappers
 from jaxrl_vision.envs.manipulation import common as manip
 from jaxrl_vision.envs.suite import bimanual_lift
 from jaxrl_vision.envs.suite import bimanual_peg_in_hole
+from jaxrl_vision.envs.suite import bin_picking
 from jaxrl_vision.envs.suite import curriculum as curriculum_lib
 from jaxrl_vision.envs.suite import lift
 from jaxrl_vision.envs.suite import stack
@@ -46,6 +47,7 @@ TASKS = {
   "stacking": stack.make_stack_task,
   "bimanual_lifting": bimanual_lift.make_bimanual_lift_task,
   "bimanual_peg_in_hole": bimanual_peg_in_hole.make_bimanual_peg_in_hole_task,
+  "bin_picking": bin_picking.make_bin_picking_task,
 }
 LOG_STD_JITTER = 0.25  # per-world U(-0.25, 0.25) on the log-std (§1.2.4)
 

@@ -25,7 +25,7 @@ NUM_ACTIONS = 3
 OBS_SHAPE = (10, 5, 3)  # catch's default [rows, cols, RGB]
 RESULT_PREFIX = "RESULT "  # marks the worker's one JSON line on stdout
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
-TIMEOUT_S = 240  # per batch of workers
+TIMEOUT_S = 600  # per batch of workers: a hang guard, not a speed check
 
 
 def make_agent(axis_name: str | None) -> types.Agent:

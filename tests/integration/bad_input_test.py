@@ -45,7 +45,7 @@ class BadCommandLineTest(parameterized.TestCase):
       "unknown_env",
       ["--config.env.name=nope"],
       "config.env.name='nope': must be one of: bimanual_lifting, "
-      "bimanual_peg_in_hole, catch",
+      "bimanual_peg_in_hole, bin_picking, catch",
     ),
     (
       "misaligned_checkpoint",
