@@ -10,12 +10,13 @@ import numpy as np
 from absl.testing import absltest
 
 from configs import surreal_ppo_bin_picking
+from configs import surreal_suite
 from jaxrl_vision.envs import registry
 from jaxrl_vision.envs.manipulation import scene
 from jaxrl_vision.envs.suite import bin_picking as bp
 from jaxrl_vision.recipes import surreal_ppo
 
-LENGTH = 108  # configs/surreal_suite.py's
+LENGTH = surreal_suite.EPISODE_LENGTH["bin_picking"]
 NUM_EXPERT, NUM_OTHER = 12, 2  # worlds: expert; random and descent each
 EXPERT, RANDOM, DESCENT, HOLD = 0, 1, 2, 3
 FAR = (0.0, -0.06, 0.2)  # fingertips well away from every cell
