@@ -175,7 +175,7 @@ class RunDirectoryTest(absltest.TestCase):
     with self.assertRaisesRegex(
       loop.NonFiniteError, r"at iteration 25;.*checkpoint: 20"
     ):
-      loop.run(config, workdir, nan_at(helpers.recipe(config), 25))
+      helpers.run(config, workdir, nan_at(helpers.recipe(config), 25))
     summary = json.load(open(os.path.join(workdir, "summary.json")))
     self.assertEqual(summary["status"], "diverged")
     self.assertEqual(summary["iterations"], 20)
@@ -212,7 +212,7 @@ class RunDirectoryTest(absltest.TestCase):
   def _run_then_damage(self, name, damage):
     config = helpers.smoke_config()  # checkpoints 20, 30, 40 are kept
     workdir = helpers.fresh_workdir(name)
-    loop.run(config, workdir, helpers.recipe(config))
+    helpers.run(config, workdir, helpers.recipe(config))
     for step in damage:
       files = glob.glob(
         os.path.join(workdir, "checkpoints", str(step), "state", "**", "*"),
@@ -229,9 +229,9 @@ class RunDirectoryTest(absltest.TestCase):
     workdir = self._run_then_damage("corrupt_newest", damage=[40])
     config = helpers.smoke_config(**{"train.num_iterations": 50})
     reference = helpers.fresh_workdir("corrupt_reference")
-    loop.run(config, reference, helpers.recipe(config))
+    helpers.run(config, reference, helpers.recipe(config))
 
-    summary = loop.run(config, workdir, helpers.recipe(config))
+    summary = helpers.run(config, workdir, helpers.recipe(config))
     self.assertEqual(summary["resumed_from"], 30)
     self.assertLen(glob.glob(os.path.join(workdir, "corrupt", "40-*")), 1)
     _, leaves = helpers.final_state(workdir, config)

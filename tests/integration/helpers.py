@@ -72,6 +72,20 @@ def with_overrides(config, **overrides) -> ml_collections.ConfigDict:
   return config
 
 
+def run(config, workdir: str, rec: recipes.Recipe, *, hooks=()):
+  """`loop.run`, lowering its programs as a fresh process would.
+
+  A program traced a second time in one process lowers to a slightly
+  different module (JAX's in-memory caches deduplicate its private
+  functions differently), so its persistent-cache key differs and it
+  compiles again: ~50 s for Surreal-PPO's `init`. Clearing those caches
+  first lets every in-process run hit the session's persistent cache
+  (`tests/conftest.py`) and the CLI runs' entries.
+  """
+  jax.clear_caches()
+  return loop.run(config, workdir, rec, hooks=hooks)
+
+
 def recipe(config) -> recipes.Recipe:
   return recipes.get_recipe(config)
 

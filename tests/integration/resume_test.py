@@ -7,7 +7,6 @@ import time
 
 from absl.testing import absltest
 
-from experiments import loop
 from tests.integration import helpers
 
 NUM_ITERATIONS = 40  # smoke: log every 10, checkpoint every 10
@@ -43,7 +42,7 @@ class ResumeTest(absltest.TestCase):
     super().setUpClass()
     cls.config = helpers.smoke_config(**{"checkpoint.every": 20})
     cls.reference = helpers.fresh_workdir("resume_reference")
-    loop.run(cls.config, cls.reference, helpers.recipe(cls.config))
+    helpers.run(cls.config, cls.reference, helpers.recipe(cls.config))
     cls.reference_step, cls.reference_leaves = helpers.final_state(
       cls.reference, cls.config
     )
@@ -56,9 +55,9 @@ class ResumeTest(absltest.TestCase):
     recipe = helpers.recipe(self.config)
     # Crash at 30: the last checkpoint is 20, so 21..30 are redone on resume.
     with self.assertRaises(Crash):
-      loop.run(self.config, workdir, recipe, hooks=[crash_at(30)])
+      helpers.run(self.config, workdir, recipe, hooks=[crash_at(30)])
     self.assertEqual([r["step"] for r in metric_lines(workdir)], [10, 20, 30])
-    summary = loop.run(self.config, workdir, recipe)
+    summary = helpers.run(self.config, workdir, recipe)
     self.assertEqual(summary["resumed_from"], 20)
 
     step, leaves = helpers.final_state(workdir, self.config)
@@ -76,7 +75,7 @@ class ResumeTest(absltest.TestCase):
     # Guards the test above: a different seed must not compare equal.
     config = helpers.smoke_config(**{"checkpoint.every": 20, "seed": 1})
     workdir = self.workdir("other_seed")
-    loop.run(config, workdir, helpers.recipe(config))
+    helpers.run(config, workdir, helpers.recipe(config))
     _, leaves = helpers.final_state(workdir, config)
     with self.assertRaises(AssertionError):
       helpers.assert_bitwise_equal(leaves, self.reference_leaves)

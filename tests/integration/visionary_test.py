@@ -146,8 +146,8 @@ class VisionarySmokeTest(absltest.TestCase):
     group.checkpoint.every = 10
     group.train.log_every = 5
     with self.assertRaises(Crash):
-      loop.run(group, workdir, recipe, hooks=[crash])
-    loop.run(group, workdir, recipe)
+      helpers.run(group, workdir, recipe, hooks=[crash])
+    helpers.run(group, workdir, recipe)
     _, resumed = loop.restore_final_state(workdir, recipe, group)
     _, pipeline = loop.restore_final_state(self.path("baseline"), recipe, group)
     helpers.assert_bitwise_equal(
@@ -162,7 +162,7 @@ class VisionarySmokeTest(absltest.TestCase):
     # Resuming on other data is refused.
     other = (data[0], "0" * 64)
     with self.assertRaisesRegex(loop.IncompatibleWorkdir, "other data"):
-      loop.run(group, workdir, qtopt_offline.make_recipe(other))
+      helpers.run(group, workdir, qtopt_offline.make_recipe(other))
 
   def test_changed_config_is_refused(self):
     self.assertEqual(self.result.returncode, 0, self.result.stderr[-3000:])

@@ -43,7 +43,7 @@ class SmokeRunTest(absltest.TestCase):
   def test_smoke_run_through_the_loop(self):
     config = smoke_aq()
     rubiksnet_video.validate(config, 1)
-    summary = loop.run(config, self.workdir, recipes.get_recipe(config))
+    summary = helpers.run(config, self.workdir, recipes.get_recipe(config))
     self.assertEqual(summary["status"], "completed")
     self.assertEqual(summary["iterations"], 4)
     self.assertEqual(summary["env_steps"], 4 * 8)  # clips seen

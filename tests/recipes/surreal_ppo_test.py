@@ -11,7 +11,6 @@ from PIL import Image
 
 from configs import surreal_ppo_lift
 from configs import surreal_ppo_stacking
-from experiments import loop
 from jaxrl_vision import recipes
 from jaxrl_vision.recipes import surreal_ppo
 from tests.integration import helpers
@@ -34,7 +33,7 @@ class SurrealPPORecipeTest(absltest.TestCase):
     cls.config = _config(**{"eval.references": True})
     cls.recipe = recipes.get_recipe(cls.config)
     cls.reference = helpers.fresh_workdir("ppo_reference")
-    cls.summary = loop.run(cls.config, cls.reference, cls.recipe)
+    cls.summary = helpers.run(cls.config, cls.reference, cls.recipe)
     cls.step, cls.leaves = helpers.final_state(cls.reference, cls.config)
 
   def test_run_reports_the_metrics(self):
@@ -85,8 +84,8 @@ class SurrealPPORecipeTest(absltest.TestCase):
         raise Crash()
 
     with self.assertRaises(Crash):
-      loop.run(self.config, workdir, self.recipe, hooks=[crash])
-    loop.run(self.config, workdir, self.recipe)
+      helpers.run(self.config, workdir, self.recipe, hooks=[crash])
+    helpers.run(self.config, workdir, self.recipe)
     step, leaves = helpers.final_state(workdir, self.config)
     self.assertEqual(step, self.step)
     helpers.assert_bitwise_equal(leaves, self.leaves)
