@@ -23,6 +23,7 @@ EPISODE_LENGTH = {
   "bimanual_lifting": 50,
   "bimanual_peg_in_hole": 30,
   "bin_picking": 108,
+  "nut_assembly": 60,
 }
 
 

@@ -10,6 +10,7 @@ from jaxrl_vision.envs.suite import bimanual_lift
 from jaxrl_vision.envs.suite import bimanual_peg_in_hole
 from jaxrl_vision.envs.suite import bin_picking
 from jaxrl_vision.envs.suite import lift
+from jaxrl_vision.envs.suite import nut_assembly
 from jaxrl_vision.envs.suite import stack as suite_stack
 
 _ENVS: dict[str, Callable[..., types.Env]] = {
@@ -21,6 +22,7 @@ _ENVS: dict[str, Callable[..., types.Env]] = {
   "bimanual_lifting": bimanual_lift.make_bimanual_lift,
   "bimanual_peg_in_hole": bimanual_peg_in_hole.make_bimanual_peg_in_hole,
   "bin_picking": bin_picking.make_bin_picking,
+  "nut_assembly": nut_assembly.make_nut_assembly,
 }
 
 

@@ -39,6 +39,7 @@ from jaxrl_vision.envs.suite import bimanual_peg_in_hole
 from jaxrl_vision.envs.suite import bin_picking
 from jaxrl_vision.envs.suite import curriculum as curriculum_lib
 from jaxrl_vision.envs.suite import lift
+from jaxrl_vision.envs.suite import nut_assembly
 from jaxrl_vision.envs.suite import stack
 from jaxrl_vision.networks import policies
 
@@ -48,6 +49,7 @@ TASKS = {
   "bimanual_lifting": bimanual_lift.make_bimanual_lift_task,
   "bimanual_peg_in_hole": bimanual_peg_in_hole.make_bimanual_peg_in_hole_task,
   "bin_picking": bin_picking.make_bin_picking_task,
+  "nut_assembly": nut_assembly.make_nut_assembly_task,
 }
 LOG_STD_JITTER = 0.25  # per-world U(-0.25, 0.25) on the log-std (§1.2.4)
 

@@ -23,6 +23,11 @@ from jaxrl_vision.envs.suite import pixels
 
 OBS_MODES = ("state", "pixels")
 ONE_ARM = ("gripper", "arm7")  # the robots of the one-arm tasks
+# The pick-and-place experts' (`pick_and_place_action`).
+DESCEND_XY = 0.01  # metres: descend onto a grasp point only this close
+YAW_OK = 0.2  # radians: descend only with the jaws this aligned
+FINGER_SETTLED = 0.02  # m/s: the closing fingers have stopped
+FINGER_MISSED = 0.004  # m: fingers this shut hold nothing
 
 
 def check_args(
@@ -223,3 +228,64 @@ def finish(
     robot=s.robot,
     straight_descent=straight_descent,
   )
+
+
+def wrap_half(angle: jax.Array) -> jax.Array:
+  """An angle wrapped to [-pi/2, pi/2) (the jaws are symmetric)."""
+  return jnp.mod(angle + jnp.pi / 2, jnp.pi) - jnp.pi / 2
+
+
+def pick_and_place_action(
+  s: Scene,
+  model: mjx.Model,
+  data: mjx.Data,
+  key: jax.Array,
+  noise_scale: float,
+  *,
+  closed: jax.Array,
+  holding: jax.Array,
+  done: jax.Array,
+  aim: jax.Array,
+  turn: jax.Array,
+  carry: jax.Array,
+  carry_turn: jax.Array,
+  release: jax.Array,
+  hover_height: float,
+  preshape: float,
+) -> jax.Array:
+  """One step of a scripted pick-and-place expert with one gripper (Bin
+  Picking, Nut-and-peg Assembly), its phase read from the state.
+
+  Open (not `closed`): over `aim` ([3], the grasp point) at `hover_height`,
+  rising first where low and away from it, the jaws turned by `turn`;
+  descend once within `DESCEND_XY` in x-y and `YAW_OK`, close when
+  `common.approach` is ready; move only once the jaws have opened to
+  `preshape` (their set-point while open); `done`: rise and stay open.
+  `holding`: move by `carry` (metres) and turn by `carry_turn`, closed
+  until `release`. Closed on nothing (shut, or settled without holding):
+  open and approach again. Gaussian noise of `noise_scale` on top.
+  """
+  arm = s.robot
+  tip, fingers = arm.tip(data), arm.fingers(data)
+  settled = arm.finger_speed(data) < FINGER_SETTLED
+  up = jnp.stack([0.0, 0.0, hover_height - tip[2]])
+  reach, reach_turn, ready = common.approach(tip, aim, turn, hover_height)
+  dist = jnp.linalg.norm(aim[:2] - tip[:2])
+  descend = (dist < DESCEND_XY) & (jnp.abs(turn) < YAW_OK)
+  reach = reach.at[2].set(jnp.where(descend, reach[2], up[2]))
+  low = tip[2] < hover_height - 0.02
+  reach = jnp.where(low & (dist > 2 * DESCEND_XY), up, reach)
+  reach = jnp.where(done, up, reach)
+  opening = scene.FINGER_OPEN * (1.0 - preshape) / 2.0
+  reach = jnp.where(jnp.min(fingers) > opening - 0.004, reach, 0.0)
+  missed = jnp.max(fingers) < FINGER_MISSED
+  translation = jnp.where(holding, carry, jnp.where(closed, 0.0, reach))
+  dyaw = jnp.where(
+    holding, carry_turn, jnp.where(closed | done, 0.0, reach_turn)
+  )
+  close = jnp.where(
+    holding, ~release, jnp.where(closed, ~settled & ~missed, ready & ~done)
+  )
+  action = arm.cartesian_action(model, data, translation, dyaw, close, s.step_s)
+  action = action.at[-1].set(jnp.where(close, 1.0, preshape))
+  return arm.add_noise(action, key, noise_scale)

@@ -121,15 +121,10 @@ REACH, GRASP, LIFT, HOVER = 0.1, 0.35, 0.5, 0.7  # robosuite's multipliers
 # The expert's.
 HOVER_HEIGHT = 0.085  # fingertips' travel height (the tallest object: 7 cm)
 PRESHAPE = -0.2  # grip set-point while open: inner faces 2.7 cm off centre
-DESCEND_XY = 0.01  # metres: descend onto an object only this close in x-y
-YAW_OK = 0.2  # radians: descend / lower only with the jaws this aligned
-PRESHAPE_OPENING = scene.FINGER_OPEN * (1.0 - PRESHAPE) / 2.0  # 0.027 m
 CLEAR = 0.075  # carry in x-y once the object's bottom is this high (the
 # tallest object is 7 cm)
 NEAR_CELL = 0.03  # metres: lower a carried object once this near its cell
 RELEASE_GAP = 0.008  # open once the object's bottom is this low
-FINGER_SETTLED = 0.02  # m/s
-FINGER_MISSED = 0.004  # m: fingers this shut hold nothing
 FEATURES_PER_OBJECT = 14
 METRICS = ("success", "objects_in_bins", "reach", "grasp", "lift", "hover")
 
@@ -199,11 +194,6 @@ def bins_xml() -> str:
       contype="0" conaffinity="0"/>"""
     for name, (x, y), (hx, hy), (r, g, b) in patches
   )
-
-
-def _wrap_half(angle: jax.Array) -> jax.Array:
-  """An angle wrapped to [-pi/2, pi/2) (the jaws are symmetric)."""
-  return jnp.mod(angle + jnp.pi / 2, jnp.pi) - jnp.pi / 2
 
 
 def make_bin_picking_task(
@@ -326,16 +316,14 @@ def make_bin_picking_task(
       jnp.where(holding, jnp.argmax(both), nearest), n
     )
     obj, obj_rest, cell = pick(pos), pick(rest_z), pick(cells)
-    fingers = arm.fingers(data)
-    settled = arm.finger_speed(data) < FINGER_SETTLED
-    up = jnp.stack([0.0, 0.0, HOVER_HEIGHT - tip[2]])
-
     # Holding (both fingers on it): lift, carry at LIFT_TARGET once
     # clear of every object with the jaws turned across y, lower into the
     # cell once near it, open just above the floor.
     err = cell - obj[:2] if skilled else jnp.zeros(2)
-    carry_turn = _wrap_half(jnp.pi / 2 - yaw) if skilled else jnp.float32(0)
-    lower = (jnp.linalg.norm(err) < NEAR_CELL) & (jnp.abs(carry_turn) < YAW_OK)
+    carry_turn = base.wrap_half(jnp.pi / 2 - yaw) if skilled else jnp.float32(0)
+    lower = (jnp.linalg.norm(err) < NEAR_CELL) & (
+      jnp.abs(carry_turn) < base.YAW_OK
+    )
     lower = lower & skilled
     z_goal = jnp.where(lower, obj_rest + 0.002, LIFT_TARGET)
     lifted = obj[2] - obj_rest  # the object's bottom over the floor
@@ -344,43 +332,35 @@ def make_bin_picking_task(
     carry_turn = jnp.where(lifted > 0.02, carry_turn, 0.0)
     release = lower & (lifted < RELEASE_GAP)
 
-    # Open: over the object at HOVER_HEIGHT (rising first where low and
-    # away from it), jaws turned across its narrow side, descend, close;
-    # after a release, only once the jaws have opened.
+    # Open: the grasp from above, jaws turned across its narrow side.
     xmat = data.xmat[bodies]  # [N, 3, 3]
     axes = xmat[jnp.arange(n), :, long_axis]  # [N, 3]
-    turns = _wrap_half(jnp.arctan2(axes[:, 1], axes[:, 0]) + jnp.pi / 2 - yaw)
+    turns = base.wrap_half(
+      jnp.arctan2(axes[:, 1], axes[:, 0]) + jnp.pi / 2 - yaw
+    )
     turn = pick(turns)
     aim = obj
     if not skilled:
       aim = obj.at[:2].set(tip[:2])
     elif aim_offset is not None:
       aim = obj.at[:2].add(aim_offset)
-    reach, reach_turn, ready = common.approach(tip, aim, turn, HOVER_HEIGHT)
-    dist = jnp.linalg.norm(aim[:2] - tip[:2])
-    descend = (dist < DESCEND_XY) & (jnp.abs(turn) < YAW_OK)
-    reach = reach.at[2].set(jnp.where(descend, reach[2], up[2]))
-    low = tip[2] < HOVER_HEIGHT - 0.02
-    reach = jnp.where(low & (dist > 2 * DESCEND_XY), up, reach)
-    reach = jnp.where(done, up, reach)
-    opened = jnp.min(fingers) > PRESHAPE_OPENING - 0.004
-    reach = jnp.where(opened, reach, 0.0)
-
-    missed = jnp.max(fingers) < FINGER_MISSED
-    translation = jnp.where(holding, carry, jnp.where(closed, 0.0, reach))
-    dyaw = jnp.where(
-      holding, carry_turn, jnp.where(closed | done, 0.0, reach_turn)
+    return base.pick_and_place_action(
+      s,
+      model,
+      data,
+      key,
+      noise_scale,
+      closed=closed,
+      holding=holding,
+      done=done,
+      aim=aim,
+      turn=turn,
+      carry=carry,
+      carry_turn=carry_turn,
+      release=release,
+      hover_height=HOVER_HEIGHT,
+      preshape=PRESHAPE,
     )
-    # Closed on nothing (shut, or stopped without both fingers on an
-    # object): open and approach again.
-    close = jnp.where(
-      holding, ~release, jnp.where(closed, ~settled & ~missed, ready & ~done)
-    )
-    action = arm.cartesian_action(
-      model, data, translation, dyaw, close, s.step_s
-    )
-    action = action.at[-1].set(jnp.where(close, 1.0, PRESHAPE))
-    return arm.add_noise(action, key, noise_scale)
 
   def expert_action(
     model: mjx.Model,
