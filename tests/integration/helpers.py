@@ -21,13 +21,19 @@ ROOT = os.path.dirname(
 SMOKE = "configs/catch_dqn.py:smoke"
 
 
+# The run directories' shared parent; its `.jax_cache` is the session's
+# persistent compilation cache (tests/conftest.py, and `loop.run`'s for
+# every run directory here).
+RUNS = os.path.join(tempfile.gettempdir(), "jaxrl_vision_tests")
+
+
 def fresh_workdir(name: str) -> str:
   """An empty run directory under one shared parent.
 
   Sharing the parent shares the persistent compilation cache
   (`<parent>/.jax_cache`), which keeps the subprocess tests fast.
   """
-  path = os.path.join(tempfile.gettempdir(), "jaxrl_vision_tests", name)
+  path = os.path.join(RUNS, name)
   shutil.rmtree(path, ignore_errors=True)
   os.makedirs(os.path.dirname(path), exist_ok=True)
   return path

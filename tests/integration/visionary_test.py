@@ -132,11 +132,9 @@ class VisionarySmokeTest(absltest.TestCase):
       num_iterations=config.train.num_iterations,
       dataset_path=dataset_dir,
     )
+    # The CLI run's compiled programs come from the session's persistent
+    # cache (tests/conftest.py), which the CLI run wrote into.
     workdir = helpers.fresh_workdir("visionary_resume")
-    # The CLI run's compiled programs, as a phase of the pipeline would.
-    loop.enable_compilation_cache(
-      os.path.join(os.path.dirname(workdir), ".jax_cache")
-    )
 
     def crash(it, state):
       del state

@@ -10,7 +10,6 @@ from absl.testing import absltest
 from absl.testing import parameterized
 
 from configs import rubiksnet as rubiksnet_config
-from experiments import loop
 from jaxrl_vision import recipes
 from jaxrl_vision import validation
 from jaxrl_vision.recipes import rubiksnet_video
@@ -33,12 +32,9 @@ class SmokeRunTest(absltest.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    # Both tests compile the same step: share it through the persistent
-    # cache that `loop.run` uses for this parent directory.
+    # Both tests compile the same step: they share it through the
+    # session's persistent cache (tests/conftest.py).
     cls.workdir = helpers.fresh_workdir("rubiksnet_smoke")
-    loop.enable_compilation_cache(
-      os.path.join(os.path.dirname(cls.workdir), ".jax_cache")
-    )
 
   def test_smoke_run_through_the_loop(self):
     config = smoke_aq()

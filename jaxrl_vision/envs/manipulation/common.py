@@ -628,10 +628,16 @@ def _bounds(kind: str, size: jax.Array):
 
 
 def with_object_bodies(
-  model: mjx.Model, layout: Layout, sizes: jax.Array, mass_scale: jax.Array
+  model: mjx.Model,
+  layout: Layout,
+  sizes: jax.Array | None,
+  mass_scale: jax.Array,
 ) -> mjx.Model:
   """Returns `model` with object sizes [N, 3] and masses scaled by
-  `mass_scale` [N] from the solid-primitive mass at `scene.OBJECT_DENSITY`.
+  `mass_scale` [N] from the solid-primitive mass at `scene.OBJECT_DENSITY`;
+  `sizes` None keeps the model's sizes and scales the masses and inertias
+  MuJoCo compiled, which count every geom of a body (a pot's handles, a
+  nut's ring: `scene.ObjectSpec.extra`), not the main geom's alone.
 
   Everything MuJoCo derives from them follows: collision bounds, inertia and
   the constant inverse weights `body_invweight0` / `dof_invweight0` that the
@@ -645,11 +651,14 @@ def with_object_bodies(
   body_iw, dof_iw = model.body_invweight0, model.dof_invweight0
   for i, kind in enumerate(layout.object_kinds):
     g, b = layout.object_geoms[i], layout.object_bodies[i]
-    geom_size = geom_size.at[g].set(sizes[i])
-    r, half = _bounds(kind, sizes[i])
-    rbound = rbound.at[g].set(r)
-    aabb = aabb.at[g, 3:].set(half)
-    m, inert = _inertia(kind, sizes[i], scene.OBJECT_DENSITY)
+    if sizes is None:
+      m, inert = model.body_mass[b], model.body_inertia[b]
+    else:
+      geom_size = geom_size.at[g].set(sizes[i])
+      r, half = _bounds(kind, sizes[i])
+      rbound = rbound.at[g].set(r)
+      aabb = aabb.at[g, 3:].set(half)
+      m, inert = _inertia(kind, sizes[i], scene.OBJECT_DENSITY)
     m, inert = m * mass_scale[i], inert * mass_scale[i]
     mass = mass.at[b].set(m)
     inertia = inertia.at[b].set(inert)
@@ -707,10 +716,7 @@ def randomize_world(
 
   def one_world(k):
     size_key, mass_key, friction_key = jax.random.split(k, 3)
-    if sample_sizes is None:
-      sizes = model.geom_size[layout.object_geoms]
-    else:
-      sizes = sample_sizes(size_key)
+    sizes = None if sample_sizes is None else sample_sizes(size_key)
     scale = jax.random.uniform(
       mass_key, (num,), minval=MASS_SCALE[0], maxval=MASS_SCALE[1]
     )

@@ -23,6 +23,9 @@ from jaxrl_vision.envs.suite import pixels
 
 OBS_MODES = ("state", "pixels")
 ONE_ARM = ("gripper", "arm7")  # the robots of the one-arm tasks
+# robosuite's pick-and-place tasks (`staged_rewards`, `gripper_away`).
+REACH, GRASP, LIFT, HOVER = 0.1, 0.35, 0.5, 0.7  # stage multipliers
+AWAY = 0.6  # placed only with 1 - tanh(10 d(fingertips, object)) < AWAY
 # The pick-and-place experts' (`pick_and_place_action`).
 DESCEND_XY = 0.01  # metres: descend onto a grasp point only this close
 YAW_OK = 0.2  # radians: descend only with the jaws this aligned
@@ -228,6 +231,67 @@ def finish(
     robot=s.robot,
     straight_descent=straight_descent,
   )
+
+
+def gripper_away(pos: jax.Array, tip: jax.Array) -> jax.Array:
+  """[N] bool: robosuite's test that the fingertips ([3]) have left each
+  object ([N, 3]) before it counts as placed: 1 - tanh(10 d) < `AWAY`
+  (d > 4.2 cm)."""
+  d = jnp.linalg.norm(pos - tip, axis=-1)
+  return 1.0 - jnp.tanh(10.0 * d) < AWAY
+
+
+def staged_rewards(
+  reach_to: jax.Array,
+  z: jax.Array,
+  off_target: jax.Array,
+  tip: jax.Array,
+  touch: jax.Array,
+  done: jax.Array,
+  lift_target: float,
+  over_target: jax.Array | None = None,
+) -> dict[str, jax.Array]:
+  """robosuite's pick-and-place `staged_rewards` (Bin Picking, Nut-and-peg
+  Assembly), float32 scalars, over the objects not `done`:
+
+    reach = 0.1 (1 - tanh(10 min d(fingertips, reach_to)))
+    grasp = 0.35 if the left finger touches an object and the right one
+    lift  = grasp > 0: 0.35 + 0.15 (1 - tanh(15 min max(lift_target - z,
+            0))), else 0
+    hover = max [b + 0.2 (1 - tanh(10 |off_target|))], b = 0.5 where
+            `over_target` (Bin Picking's object over its bin), else lift
+
+  all 0 once every object is done.
+
+  Args:
+    reach_to: [N, 3] the points the fingertips reach for.
+    z: [N] the heights lifted towards `lift_target`.
+    off_target: [N, 2] each object's x-y offset from its target.
+    tip: [3] the fingertips' centre.
+    touch: [N, 2] bool, whether each object touches the left / right finger.
+    done: [N] bool, placed objects (left out of every stage).
+    lift_target: metres.
+    over_target: [N] bool or None (never).
+  """
+  left = ~done
+  inf = jnp.float32(jnp.inf)  # min over no object: every term 0
+  d = jnp.where(left, jnp.linalg.norm(reach_to - tip, axis=-1), inf)
+  reach = REACH * (1.0 - jnp.tanh(10.0 * jnp.min(d)))
+  grasp = jnp.all(jnp.any(touch & left[:, None], axis=0))
+  z_gap = jnp.where(left, jnp.maximum(lift_target - z, 0.0), inf)
+  lift = GRASP + (1.0 - jnp.tanh(15.0 * jnp.min(z_gap))) * (LIFT - GRASP)
+  lift = jnp.where(grasp, lift, 0.0)
+  hover = lift if over_target is None else jnp.where(over_target, LIFT, lift)
+  d_xy = jnp.linalg.norm(off_target, axis=-1)
+  hover = hover + (1.0 - jnp.tanh(10.0 * d_xy)) * (HOVER - LIFT)
+  hover = jnp.max(jnp.where(left, hover, 0.0))
+  f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
+  return {
+    "reach": f32(reach),
+    "grasp": f32(GRASP * grasp),
+    "lift": f32(lift),
+    "hover": f32(hover),
+  }
 
 
 def wrap_half(angle: jax.Array) -> jax.Array:

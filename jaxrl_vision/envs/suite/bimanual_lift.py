@@ -1,7 +1,7 @@
 """Bimanual Lifting, the Robotics Suite's fourth task (spec surreal.md
 §2.3-2.4, robosuite's `BaxterLift`), with two Cartesian grippers.
 
-A pot (a solid 8 x 6 x 5 cm box, 0.19 kg) with two handles (5.2 x 2 x 2 cm
+A pot (a solid 8 x 6 x 5 cm box, 0.22 kg with its handles) with two handles (5.2 x 2 x 2 cm
 boxes sticking out of its -x and +x faces, 1.2 cm above its centre, geoms
 of the pot's body that touch only the fingers; capsule handles rolled
 between the flat fingers and slipped) rests on the tray floor at a random x-y in +-`PLACEMENT` and a yaw in +-`YAW_RANGE`. The
@@ -54,8 +54,8 @@ from jaxrl_vision.envs.suite import base
 POT_HALF = (0.04, 0.03, 0.025)  # metres; 0.19 kg at scene.OBJECT_DENSITY
 # Handle half-sizes. 2 cm thick: shut jaws stop 1 cm off centre, where the
 # fingers' actuators (kp 400) already push with their full
-# `scene.FINGER_FORCE` (a 0.38 kg pot, the randomiser's heaviest, needs a
-# third of the grip's friction).
+# `scene.FINGER_FORCE` (a 0.45 kg pot with its handles, the randomiser's
+# heaviest, needs about 0.4 of the grip's friction).
 HANDLE_HALF = (0.026, 0.01, 0.01)
 # Handle centres in the pot's frame: the handle's inner end meets the pot's
 # face, so fingers over its middle clear the pot by 1.4 cm.

@@ -116,8 +116,6 @@ ROLL_DAMPING = 1e-3  # N m s / rad on the can's rotation
 HEIGHT_SCALE = 0.5  # robosuite's heights -> this scene's
 BIN_HEIGHT = 0.1 * HEIGHT_SCALE  # an object in a bin: 0 < z < BIN_HEIGHT
 LIFT_TARGET = 0.25 * HEIGHT_SCALE  # z_target of the lift stage
-AWAY = 0.6  # in a bin only with 1 - tanh(10 d(fingertips, obj)) < AWAY
-REACH, GRASP, LIFT, HOVER = 0.1, 0.35, 0.5, 0.7  # robosuite's multipliers
 # The expert's.
 HOVER_HEIGHT = 0.085  # fingertips' travel height (the tallest object: 7 cm)
 PRESHAPE = -0.2  # grip set-point while open: inner faces 2.7 cm off centre
@@ -140,15 +138,15 @@ def in_cells(pos: jax.Array) -> jax.Array:
 def in_bins(pos: jax.Array, tip: jax.Array) -> jax.Array:
   """[N] bool, robosuite's `objects_in_bins`: in its cell (`in_cells`)
   with the fingertips ([3]) away from it."""
-  d = jnp.linalg.norm(pos - tip, axis=-1)
-  return in_cells(pos) & (1.0 - jnp.tanh(10.0 * d) < AWAY)
+  return in_cells(pos) & base.gripper_away(pos, tip)
 
 
 def staged_rewards(
   pos: jax.Array, tip: jax.Array, touch: jax.Array, placed: jax.Array
 ) -> dict[str, jax.Array]:
-  """robosuite's `staged_rewards` (reach, grasp, lift, hover), float32
-  scalars, over the objects not `placed`.
+  """robosuite's `staged_rewards` (reach, grasp, lift, hover;
+  `base.staged_rewards`), float32 scalars, over the objects not `placed`;
+  an object over its cell counts as lifted in `hover`.
 
   Args:
     pos: [N, 3] object centres (object i belongs in cell i).
@@ -156,28 +154,11 @@ def staged_rewards(
     touch: [N, 2] bool, whether each object touches the left / right finger.
     placed: [N] bool, `in_bins`.
   """
-  left = ~placed
-  n = pos.shape[0]
-  inf = jnp.float32(jnp.inf)  # min over no object: every term 0
-  d = jnp.where(left, jnp.linalg.norm(pos - tip, axis=-1), inf)
-  reach = REACH * (1.0 - jnp.tanh(10.0 * jnp.min(d)))
-  grasp = jnp.all(jnp.any(touch & left[:, None], axis=0))
-  z_gap = jnp.where(left, jnp.maximum(LIFT_TARGET - pos[:, 2], 0.0), inf)
-  lift = GRASP + (1.0 - jnp.tanh(15.0 * jnp.min(z_gap))) * (LIFT - GRASP)
-  lift = jnp.where(grasp, lift, 0.0)
-  off = pos[:, :2] - CELLS[:n]
+  off = pos[:, :2] - CELLS[: pos.shape[0]]
   above = jnp.all(jnp.abs(off) < CELL_HALF, -1)
-  d_xy = jnp.linalg.norm(off, axis=-1)
-  hover = jnp.where(above, LIFT, lift)
-  hover = hover + (1.0 - jnp.tanh(10.0 * d_xy)) * (HOVER - LIFT)
-  hover = jnp.max(jnp.where(left, hover, 0.0))
-  f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
-  return {
-    "reach": f32(reach),
-    "grasp": f32(GRASP * grasp),
-    "lift": f32(lift),
-    "hover": f32(hover),
-  }
+  return base.staged_rewards(
+    pos, pos[:, 2], off, tip, touch, placed, LIFT_TARGET, above
+  )
 
 
 def bins_xml() -> str:

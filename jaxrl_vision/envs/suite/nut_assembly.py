@@ -97,8 +97,6 @@ HEIGHT_SCALE = 0.5  # robosuite's heights -> this scene's
 ON_PEG_XY = 0.03
 ON_PEG_Z = 0.05 * HEIGHT_SCALE
 LIFT_TARGET = 0.2 * HEIGHT_SCALE
-AWAY = 0.6  # on its peg only with 1 - tanh(10 d(fingertips, nut)) < AWAY
-REACH, GRASP, LIFT, HOVER = 0.1, 0.35, 0.5, 0.7  # robosuite's multipliers
 # The expert's.
 HOVER_HEIGHT = 0.08  # fingertips' travel height while open
 PRESHAPE = -0.2  # grip set-point while open: inner faces 2.7 cm off centre
@@ -179,8 +177,7 @@ def on_pegs(centre: jax.Array) -> jax.Array:
 def placed(centre: jax.Array, tip: jax.Array) -> jax.Array:
   """[N] bool, robosuite's `objects_on_pegs`: on its peg (`on_pegs`) with
   the fingertips ([3]) away from it."""
-  d = jnp.linalg.norm(centre - tip, axis=-1)
-  return on_pegs(centre) & (1.0 - jnp.tanh(10.0 * d) < AWAY)
+  return on_pegs(centre) & base.gripper_away(centre, tip)
 
 
 def staged_rewards(
@@ -190,8 +187,9 @@ def staged_rewards(
   touch: jax.Array,
   done: jax.Array,
 ) -> dict[str, jax.Array]:
-  """robosuite's nut-assembly `staged_rewards` (reach, grasp, lift,
-  hover), float32 scalars, over the nuts not `done`.
+  """robosuite's nut-assembly `staged_rewards` (reach to the handles,
+  grasp, lift, hover; `base.staged_rewards`), float32 scalars, over the
+  nuts not `done`.
 
   Args:
     centre: [N, 3] ring centres (nut i belongs on peg i).
@@ -201,25 +199,10 @@ def staged_rewards(
       right finger.
     done: [N] bool, `placed`.
   """
-  left = ~done
-  n = centre.shape[0]
-  inf = jnp.float32(jnp.inf)  # min over no nut: every term 0
-  d = jnp.where(left, jnp.linalg.norm(handle - tip, axis=-1), inf)
-  reach = REACH * (1.0 - jnp.tanh(10.0 * jnp.min(d)))
-  grasp = jnp.all(jnp.any(touch & left[:, None], axis=0))
-  z_gap = jnp.where(left, jnp.maximum(LIFT_TARGET - centre[:, 2], 0.0), inf)
-  lift = GRASP + (1.0 - jnp.tanh(15.0 * jnp.min(z_gap))) * (LIFT - GRASP)
-  lift = jnp.where(grasp, lift, 0.0)
-  d_xy = jnp.linalg.norm(centre[:, :2] - PEGS[:n], axis=-1)
-  hover = lift + (1.0 - jnp.tanh(10.0 * d_xy)) * (HOVER - LIFT)
-  hover = jnp.max(jnp.where(left, hover, 0.0))
-  f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
-  return {
-    "reach": f32(reach),
-    "grasp": f32(GRASP * grasp),
-    "lift": f32(lift),
-    "hover": f32(hover),
-  }
+  off = centre[:, :2] - PEGS[: centre.shape[0]]
+  return base.staged_rewards(
+    handle, centre[:, 2], off, tip, touch, done, LIFT_TARGET
+  )
 
 
 def make_nut_assembly_task(
@@ -234,7 +217,8 @@ def make_nut_assembly_task(
   num_nuts: int = 2,
 ) -> common.ManipulationTask:
   """Builds Nut-and-peg Assembly, its expert and its per-world randomiser
-  (mass, friction; the nuts keep their sizes).
+  (`common.randomize_world`: the whole nut's mass, ring included, x[0.5,
+  2], friction; the nuts keep their sizes).
 
   Args: as `lift.make_lift_task` (no placement; robot "gripper" only),
   and
@@ -414,42 +398,7 @@ def make_nut_assembly_task(
     the fingertips, a lift, no carry."""
     return act(model, state, key, 0.0, None, skilled=False)
 
-  whole_mass = jnp.asarray(s.mj_model.body_mass[bodies], jnp.float32)
-  whole_inertia = jnp.asarray(s.mj_model.body_inertia[bodies], jnp.float32)
-  handle_mass = 8.0 * np.prod(HANDLE_HALF) * scene.OBJECT_DENSITY
-
-  def randomize_model(
-    model: mjx.Model, key: jax.Array, num_worlds: int
-  ) -> tuple[mjx.Model, mjx.Model]:
-    """`common.randomize_world` (friction, mass x[0.5, 2]) with each nut's
-    mass and inertia those of the whole nut, handle and ring, as MuJoCo
-    compiled them, times the world's scale: the shared randomiser derives
-    them from the main geom (the handle) alone, which left the ring's
-    offset centre of mass with a handle's inertia (NaNs on lifting)."""
-    models, axes = common.randomize_world(model, layout, key, num_worlds)
-    scale = models.body_mass[:, bodies] / handle_mass  # [W, N]
-    mass = whole_mass * scale
-    inertia = whole_inertia * scale[..., None]
-    translational = 1.0 / mass
-    rotational = jnp.mean(1.0 / inertia, -1)
-    body_iw = models.body_invweight0.at[:, bodies].set(
-      jnp.stack([translational, rotational], -1)
-    )
-    dof_iw = models.dof_invweight0
-    for i, dof in enumerate(layout.object_qvel):
-      dof_iw = dof_iw.at[:, dof : dof + 3].set(translational[:, i : i + 1])
-      dof_iw = dof_iw.at[:, dof + 3 : dof + 6].set(rotational[:, i : i + 1])
-    models = models.tree_replace(
-      {
-        "body_mass": models.body_mass.at[:, bodies].set(mass),
-        "body_inertia": models.body_inertia.at[:, bodies].set(inertia),
-        "body_invweight0": body_iw,
-        "dof_invweight0": dof_iw,
-      }
-    )
-    return models, axes
-
-  task = base.finish(
+  return base.finish(
     s,
     obs_mode=obs_mode,
     image_size=image_size,
@@ -463,7 +412,6 @@ def make_nut_assembly_task(
     observe=observe,
     straight_descent=straight_descent,
   )
-  return task._replace(randomize_model=randomize_model)
 
 
 make_nut_assembly = common.env_factory(make_nut_assembly_task)
