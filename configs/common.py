@@ -17,6 +17,10 @@ def add_common(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.distributed = ml_collections.ConfigDict(
     dict(
       num_devices=0,  # 0: every device of the job
+      # The host CPU as this many XLA devices (0: JAX's default, one). Each
+      # runs on its own thread, so a data-parallel run uses every core of a
+      # CPU-only machine; other backends' devices are unaffected.
+      cpu_devices=0,
       # Multi-host: set these, or JAX_COORDINATOR_ADDRESS /
       # JAX_NUM_PROCESSES / JAX_PROCESS_ID, on every process.
       coordinator_address="",

@@ -123,6 +123,7 @@ def main(argv: list[str]) -> None:
       if config.distributed.process_id < 0
       else config.distributed.process_id,
       auto=config.distributed.auto_detect,
+      cpu_devices=config.distributed.cpu_devices,
     )
     available = jax.device_count()
     if config.distributed.num_devices > available:

@@ -23,13 +23,22 @@ def initialize(
   process_id: int | None = None,
   local_device_ids: list[int] | None = None,
   auto: bool = False,
+  cpu_devices: int = 0,
 ) -> bool:
   """Joins a multi-process job if one is described; returns whether it did.
 
   Arguments left as None fall back to the environment variables above. With
   no coordinator anywhere and one process, this does nothing (a laptop run)
   unless `auto`, which lets JAX detect a TPU pod or SLURM job itself.
+
+  `cpu_devices` > 0 splits this process's CPU into that many XLA devices
+  (`jax_num_cpu_devices`; before anything has touched a backend). XLA:CPU
+  runs one program on about one core; a program sharded over N CPU devices
+  runs N copies on N threads. Surreal-PPO on Block Lifting (2-core CPU):
+  0.66 iterations/s on one device, 1.15 on two.
   """
+  if cpu_devices:
+    jax.config.update("jax_num_cpu_devices", cpu_devices)
   if auto:
     jax.distributed.initialize()
     return True
@@ -63,6 +72,7 @@ def validate_config(config) -> None:
     validation.ConfigError: naming the first bad key.
   """
   validation.non_negative_int(config, "distributed.num_devices")
+  validation.non_negative_int(config, "distributed.cpu_devices")
   num_processes = validation.non_negative_int(
     config, "distributed.num_processes"
   )

@@ -91,6 +91,7 @@ def distributed_config(**overrides) -> ml_collections.ConfigDict:
   """
   section = dict(
     num_devices=0,
+    cpu_devices=0,
     coordinator_address="",
     num_processes=0,
     process_id=-1,
@@ -109,6 +110,7 @@ class DistributedConfigTest(parameterized.TestCase):
   @parameterized.named_parameters(
     ("defaults", {}),
     ("all_devices_set", {"num_devices": 2}),
+    ("cpu_devices", {"cpu_devices": 4}),
     ("two_processes", {"num_processes": 2, "process_id": 1}),
     ("id_from_env", {"num_processes": 2}),
     ("count_from_env", {"process_id": 3}),
@@ -122,6 +124,8 @@ class DistributedConfigTest(parameterized.TestCase):
 
   @parameterized.named_parameters(
     ("negative_devices", {"num_devices": -1}, "num_devices=-1: must be an"),
+    ("negative_cpu", {"cpu_devices": -2}, "cpu_devices=-2: must be an"),
+    ("float_cpu", {"cpu_devices": 2.0}, "cpu_devices=2.0: must be an"),
     ("negative_processes", {"num_processes": -7}, "num_processes=-7: must be"),
     ("bool_processes", {"num_processes": True}, "num_processes=True: must"),
     ("negative_id", {"process_id": -7}, "process_id=-7: must be -1 (not"),

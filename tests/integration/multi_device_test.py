@@ -64,7 +64,7 @@ class MultiDeviceRunTest(absltest.TestCase):
       "written by a 4-device run and this run has 1", one_device.stderr
     )
 
-  def test_surreal_ppo_on_four_devices(self):
+  def test_surreal_ppo_on_four_cpu_devices(self):
     # Each device steps 4 of the 16 worlds and learns from its quarter of
     # every minibatch; metrics are the whole job's.
     workdir = helpers.fresh_workdir("four_ppo")
@@ -76,14 +76,17 @@ class MultiDeviceRunTest(absltest.TestCase):
         "--config=configs/surreal_ppo_lift.py:smoke",
         f"--workdir={workdir}",
         "--config.video.num_episodes=0",
+        # The config's own way to split the CPU (not XLA_FLAGS).
+        "--config.distributed.cpu_devices=4",
       ],
       cwd=helpers.ROOT,
       capture_output=True,
       text=True,
       timeout=300,
-      env=FOUR,
     )
     self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+    env = json.load(open(os.path.join(workdir, "environment.json")))
+    self.assertEqual(env["device_count"], 4)
     summary = json.load(open(os.path.join(workdir, "summary.json")))
     self.assertEqual(summary["env_steps"], 6 * 16 * 20)  # worlds are global
     final = summary["final"]
