@@ -35,7 +35,10 @@ def initialize(
   (`jax_num_cpu_devices`; before anything has touched a backend). XLA:CPU
   runs one program on about one core; a program sharded over N CPU devices
   runs N copies on N threads. Surreal-PPO on Block Lifting (2-core CPU):
-  0.66 iterations/s on one device, 1.15 on two.
+  0.66 iterations/s on one device, 1.15 on two. (jaxlib 0.10.2: a batched
+  Cholesky large enough to be split, e.g. MJX's Newton solver over 150
+  worlds of the 7-DoF arm a device, can hang with N = the core count: its
+  batch goes to the intra-op pool whose threads run the N devices.)
   """
   if cpu_devices:
     jax.config.update("jax_num_cpu_devices", cpu_devices)

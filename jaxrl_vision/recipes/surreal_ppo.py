@@ -155,6 +155,7 @@ def make_train(
   action_size = env.spec.action_shape[0]
   batch_size = config.train.batch_size // num_devices  # this device's share
   step_envs = jax.vmap(env.step, in_axes=(axes, 0, 0))
+  options = robots.compiler_options(config.env.params.get("robot", "gripper"))
   cur = config.curriculum
   demos, fingerprint, curriculum = None, "", None
   if cur.alpha > 0:
@@ -168,12 +169,18 @@ def make_train(
       grow_every=cur.grow_every,
     )
     # One expert episode per training world, recorded once (read-only
-    # `Trainer.data`, shared by the seeds).
-    demos = jax.jit(
-      lambda key: curriculum_lib.record_demos(
-        task, models, axes, key, num_worlds, env.spec.max_episode_steps
+    # `Trainer.data`, shared by the seeds), compiled with the robot's
+    # options like every program that steps it.
+    demo_key = jax.random.fold_in(jax.random.key(config.seed), 1)
+    demos = (
+      jax.jit(
+        lambda key: curriculum_lib.record_demos(
+          task, models, axes, key, num_worlds, env.spec.max_episode_steps
+        )
       )
-    )(jax.random.fold_in(jax.random.key(config.seed), 1))
+      .lower(demo_key)
+      .compile(compiler_options=options)(demo_key)
+    )
     fingerprint = f"expert-demos-seed{config.seed}-worlds{num_worlds}"
     if axis_name is not None:  # a leading device axis: one slice each
       demos = jax.tree.map(
@@ -354,9 +361,7 @@ def make_train(
     env_steps_per_iteration=local_worlds * stride,  # per device
     data=demos,
     data_fingerprint=fingerprint,
-    compiler_options=robots.compiler_options(
-      config.env.params.get("robot", "gripper")
-    ),
+    compiler_options=options,
   )
 
 

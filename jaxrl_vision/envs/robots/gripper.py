@@ -53,14 +53,19 @@ def proprio(data, closed) -> jax.Array:
   ).astype(jnp.float32)
 
 
-def control(data, action) -> tuple[jax.Array, jax.Array]:
-  """(ctrl [6] set-points of x, y, z, yaw and the fingers, closed ())."""
+def control(data, action, binary_grip=False) -> tuple[jax.Array, jax.Array]:
+  """(ctrl [6] set-points of x, y, z, yaw and the fingers, closed ()).
+
+  `binary_grip`: the fingers' set-point is shut when a[4] > 0 and open
+  otherwise (the sign drives them, as robosuite 1.x's grippers), instead of
+  a[4] mapped linearly from open to shut."""
   a = jnp.clip(jnp.asarray(action, jnp.float32), -1.0, 1.0)
   low = jnp.asarray(scene.WORKSPACE_LOW, jnp.float32)
   high = jnp.asarray(scene.WORKSPACE_HIGH, jnp.float32)
   xyz = jnp.clip(data.qpos[:3] + common.MAX_TRANSLATION * a[:3], low, high)
   yaw = jnp.clip(data.qpos[3] + common.MAX_YAW * a[3], -jnp.pi, jnp.pi)
-  finger = scene.FINGER_OPEN * (1.0 - a[4]) / 2.0
+  shut = jnp.where(a[4] > 0, 1.0, -1.0) if binary_grip else a[4]
+  finger = scene.FINGER_OPEN * (1.0 - shut) / 2.0
   ctrl = jnp.concatenate([xyz, yaw[None], jnp.stack([finger, finger])])
   return ctrl.astype(jnp.float32), (a[4] > 0).astype(jnp.float32)
 

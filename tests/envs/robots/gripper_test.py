@@ -1,4 +1,5 @@
-"""The Cartesian gripper's continuous suite action, by hand."""
+"""The Cartesian gripper's continuous suite action (and the two-handed
+robot's sign-driven grip), by hand."""
 
 import jax
 import jax.numpy as jnp
@@ -8,10 +9,16 @@ from absl.testing import absltest
 from jaxrl_vision.envs.manipulation import common
 from jaxrl_vision.envs.manipulation import scene
 from jaxrl_vision.envs.robots import gripper
+from jaxrl_vision.envs.robots import two_grippers
 
 
 class _Data:  # the two fields control reads
   qpos = jnp.array([0.01, -0.02, 0.10, 0.3, 0.045, 0.045])
+
+
+class _TwoHands:  # both hands' joints, left then right
+  qpos = jnp.tile(_Data.qpos, 2)
+  qvel = jnp.zeros(12)
 
 
 class GripperTest(absltest.TestCase):
@@ -32,6 +39,31 @@ class GripperTest(absltest.TestCase):
     ctrl, _ = gripper.control(_Data, jnp.array([9.0, 0, -9.0, 0, 0]))
     self.assertAlmostEqual(float(ctrl[0]), 0.04, places=6)
     self.assertAlmostEqual(float(ctrl[2]), 0.07, places=6)
+
+  def test_binary_grip(self):
+    # The sign drives the fingers: 0.5 shuts them (linear: a quarter open),
+    # -0.2 opens them fully (linear: 0.6 open), 0 is open.
+    action = jnp.array([0.0, 0.0, 0.0, 0.0, 0.5])
+    for grip, opening in ((0.5, 0.0), (-0.2, 1.0), (0.0, 1.0), (1e-3, 0.0)):
+      ctrl, closed = gripper.control(
+        _Data, action.at[4].set(grip), binary_grip=True
+      )
+      np.testing.assert_allclose(ctrl[4:], [scene.FINGER_OPEN * opening] * 2)
+      self.assertEqual(float(closed), float(grip > 0))
+    # Moves are the linear gripper's.
+    a = jnp.array([1.0, -0.5, 0.0, -1.0, 0.5])
+    np.testing.assert_allclose(
+      gripper.control(_Data, a, binary_grip=True)[0][:4],
+      gripper.control(_Data, a)[0][:4],
+    )
+
+  def test_two_grippers_grip_by_sign(self):
+    data = _TwoHands
+    action = jnp.array([0.0, 0.0, 0.0, 0.0, 0.3, 0.0, 0.0, 0.0, 0.0, -0.3])
+    ctrl, closed = two_grippers.control(data, action)
+    np.testing.assert_allclose(ctrl[4:6], [0.0, 0.0])  # left hand shut
+    np.testing.assert_allclose(ctrl[10:12], [scene.FINGER_OPEN] * 2)  # right
+    np.testing.assert_allclose(closed, [1.0, 0.0])
 
   def test_cartesian_action_round_trip(self):
     a = gripper.cartesian_action(
