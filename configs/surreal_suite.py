@@ -111,11 +111,8 @@ def get_config(task: str, arg: str | None) -> ml_collections.ConfigDict:
   config.checkpoint.every = 100
   # Block Lifting with the gripper: the worlds split over two CPU devices,
   # one thread each (1.15 iterations/s on the 2-core CPU instead of 0.66 on
-  # one device; a GPU's devices are unaffected). Not the other tasks or the
-  # arm yet: their evaluations (150 worlds a device) hung on 2 CPU devices,
-  # both devices' threads blocked inside jaxlib's batched Cholesky (MJX's
-  # Newton solver), whose ParallelBatchMap waits on the intra-op pool those
-  # same threads belong to.
+  # one device; a GPU's devices are unaffected). Not the larger scenes: their
+  # evaluations hung on 2 CPU devices (`distributed.mesh.initialize`).
   if task == "lift" and "arm7" not in words:
     config.distributed.cpu_devices = 2
 
