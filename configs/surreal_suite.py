@@ -109,12 +109,10 @@ def get_config(task: str, arg: str | None) -> ml_collections.ConfigDict:
   config.video = dict(num_episodes=8, image_size=96)
   common.add_common(config)
   config.checkpoint.every = 100
-  # Block Lifting with the gripper: the worlds split over two CPU devices,
-  # one thread each (1.15 iterations/s on the 2-core CPU instead of 0.66 on
-  # one device; a GPU's devices are unaffected). Not the larger scenes: their
-  # evaluations hung on 2 CPU devices (`distributed.mesh.initialize`).
-  if task == "lift" and "arm7" not in words:
-    config.distributed.cpu_devices = 2
+  # The worlds split over two CPU devices, one thread each (Block Lifting
+  # with the gripper: 1.15 iterations/s on the 2-core CPU instead of 0.66 on
+  # one device; a GPU's devices are unaffected).
+  config.distributed.cpu_devices = 2
 
   if "curriculum" in words:
     config.curriculum.alpha = 0.5

@@ -37,13 +37,9 @@ def initialize(
   runs N copies on N threads. Surreal-PPO on Block Lifting (2-core CPU):
   0.66 iterations/s on one device, 1.15 on two.
 
-  Known hang (jaxlib 0.10.2): a batched Cholesky (MJX's Newton solver) hands
-  a large enough batch to the CPU client's thread pool (`NPROC` threads,
-  default the core count) and waits; when the N devices' programs hold every
-  pool thread, nothing runs it. Bimanual Lifting's evaluation (150 worlds a
-  device, 2 devices, 2 cores) hung so. `NPROC=4` in the environment avoids
-  it, but costs Block Lifting a fifth of its speed (0.8 instead of 1.0
-  iterations/s, 2 devices), so it is not set here.
+  Their batched Cholesky factorisations (MJX's step) go through
+  `cpu_lapack`, which jaxlib 0.10.2's own lowering would let deadlock on the
+  shared thread pool.
   """
   if cpu_devices:
     jax.config.update("jax_num_cpu_devices", cpu_devices)
