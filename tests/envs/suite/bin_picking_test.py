@@ -5,7 +5,6 @@ and the straight descent do not, the observation contract, bad input."""
 import functools
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from absl.testing import absltest
 
@@ -15,10 +14,10 @@ from jaxrl_vision.envs import registry
 from jaxrl_vision.envs.manipulation import scene
 from jaxrl_vision.envs.suite import bin_picking as bp
 from jaxrl_vision.recipes import surreal_ppo
+from tests.envs.suite import scripted_rollouts
 
 LENGTH = surreal_suite.EPISODE_LENGTH["bin_picking"]
 NUM_EXPERT, NUM_OTHER = 12, 2  # worlds: expert; random and descent each
-EXPERT, RANDOM, DESCENT, HOLD = 0, 1, 2, 3
 FAR = (0.0, -0.06, 0.2)  # fingertips well away from every cell
 OVER_MILK = (-0.055, 0.045, 0.065)  # 3.5 cm over the milk in its cell
 
@@ -37,67 +36,28 @@ def _placed_qpos(tip) -> np.ndarray:
 
 @functools.cache
 def _rollouts():
-  """One compiled, vmapped episode per world in randomised worlds (mass,
-  friction): the expert, random actions and the straight descent, then
-  two hand-set worlds held still (every object in its cell; the
-  fingertips far from them, or over the milk)."""
+  """The expert, random actions and the straight descent in randomised
+  worlds, then two hand-set worlds held still (every object in its cell;
+  the fingertips far from them, or over the milk)."""
   task = bp.make_bin_picking_task(episode_length=LENGTH)
-  policies = np.repeat(
-    [EXPERT, RANDOM, DESCENT, HOLD], [NUM_EXPERT, NUM_OTHER, NUM_OTHER, 2]
+  bodies = task.layout.object_bodies
+
+  def record(state):
+    data = state.physics.data
+    return {
+      "reward": state.reward,
+      "metrics": state.metrics,
+      "object": state.obs["object"],
+      "pos": data.xpos[bodies],
+      "quat": data.xquat[bodies],
+      "tip": task.robot.tip(data),
+    }
+
+  held = [_placed_qpos(FAR), _placed_qpos(OVER_MILK)]
+  first, steps, _ = scripted_rollouts.rollouts(
+    task, LENGTH, NUM_EXPERT, NUM_OTHER, held, record
   )
-  num = len(policies)
-  keys = jax.random.split(jax.random.key(1), num)
-  built = np.zeros((num, 34), np.float32)
-  built[-2:] = [_placed_qpos(FAR), _placed_qpos(OVER_MILK)]
-  hold = jnp.array([0.0, 0.0, 0.0, 0.0, -1.0])
-
-  def episode(model, key, policy, qpos):
-    reset_key, key = jax.random.split(key)
-    first = task.env.reset(model, reset_key)
-    data = first.physics.data
-    data = data.replace(qpos=jnp.where(policy == HOLD, qpos, data.qpos))
-    first = first._replace(physics=first.physics._replace(data=data))
-
-    def body(state, k):
-      action = jnp.select(
-        [policy == EXPERT, policy == RANDOM, policy == DESCENT],
-        [
-          task.expert_action(model, state, k),
-          task.random_action(k),
-          task.straight_descent(model, state, k),
-        ],
-        hold,
-      )
-      state = task.env.step(model, state, action)
-      data = state.physics.data
-      # What the tests read, not the whole state (its constraint arrays
-      # are most of a step's size).
-      return state, {
-        "reward": state.reward,
-        "metrics": state.metrics,
-        "object": state.obs["object"],
-        "pos": data.xpos[task.layout.object_bodies],
-        "quat": data.xquat[task.layout.object_bodies],
-        "tip": task.robot.tip(data),
-      }
-
-    _, steps = jax.lax.scan(body, first, jax.random.split(key, LENGTH))
-    return first.obs, steps
-
-  def run(key):
-    # The worlds are drawn inside the program (eagerly, their many small
-    # ops cost ~3 s more).
-    models, axes = task.randomize_model(task.env.init_model(), key, num)
-    episodes = jax.vmap(episode, in_axes=(axes, 0, 0, 0))
-    return episodes(models, keys, policies, built)
-
-  # XLA:CPU's backend at -O1 lowers and compiles this in ~34 s instead of
-  # ~49 s (-O2) on the 2-core CPU and runs it about as fast (-O0: ~33 s,
-  # but 4x slower to run).
-  cpu = jax.default_backend() == "cpu"
-  options = {"xla_backend_optimization_level": 1} if cpu else None
-  first, steps = jax.jit(run, compiler_options=options)(jax.random.key(0))
-  return task, first, jax.tree.map(np.asarray, steps)
+  return task, first, steps
 
 
 # Jitted: one small compile per shape instead of one per op.

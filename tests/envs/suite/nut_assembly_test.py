@@ -6,7 +6,6 @@ randomiser, the observation contract, bad input."""
 import functools
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from absl.testing import absltest
 
@@ -16,10 +15,10 @@ from jaxrl_vision.envs import registry
 from jaxrl_vision.envs.manipulation import scene
 from jaxrl_vision.envs.suite import nut_assembly as na
 from jaxrl_vision.recipes import surreal_ppo
+from tests.envs.suite import scripted_rollouts
 
 LENGTH = surreal_suite.EPISODE_LENGTH["nut_assembly"]
 NUM_EXPERT, NUM_OTHER = 12, 2  # worlds: expert; random and descent each
-EXPERT, RANDOM, DESCENT, HOLD = 0, 1, 2, 3
 FAR = (0.0, -0.08, 0.2)  # fingertips well away from both pegs
 OVER_SQUARE = (-na.PEG_X, na.PEG_Y, 0.041)  # 3.5 cm over the square nut
 SQUARE_ON_PEG = (-na.PEG_X, na.PEG_Y, na.RING_HALF_HEIGHT)
@@ -37,67 +36,36 @@ def _placed_qpos(tip) -> np.ndarray:
 
 @functools.cache
 def _rollouts():
-  """One compiled, vmapped episode per world in randomised worlds (mass,
-  friction): the expert, random actions and the straight descent, then
-  two hand-set worlds held still (both nuts on their pegs; the fingertips
-  far from them, or over the square nut)."""
+  """The expert, random actions and the straight descent in randomised
+  worlds, then two hand-set worlds held still (both nuts on their pegs;
+  the fingertips far from them, or over the square nut); and the worlds'
+  nut masses and inertias."""
   task = na.make_nut_assembly_task(episode_length=LENGTH)
-  policies = np.repeat(
-    [EXPERT, RANDOM, DESCENT, HOLD], [NUM_EXPERT, NUM_OTHER, NUM_OTHER, 2]
-  )
-  num = len(policies)
-  keys = jax.random.split(jax.random.key(1), num)
-  built = np.zeros((num, 20), np.float32)
-  built[-2:] = [_placed_qpos(FAR), _placed_qpos(OVER_SQUARE)]
-  hold = jnp.array([0.0, 0.0, 0.0, 0.0, -1.0])
   bodies = task.layout.object_bodies
 
-  def episode(model, key, policy, qpos):
-    reset_key, key = jax.random.split(key)
-    first = task.env.reset(model, reset_key)
-    data = first.physics.data
-    data = data.replace(qpos=jnp.where(policy == HOLD, qpos, data.qpos))
-    first = first._replace(physics=first.physics._replace(data=data))
+  def record(state):
+    data = state.physics.data
+    return {
+      "reward": state.reward,
+      "metrics": state.metrics,
+      "object": state.obs["object"],
+      "handle": data.xpos[bodies],
+      "xmat": data.xmat[bodies],
+      "quat": data.xquat[bodies],
+      "tip": task.robot.tip(data),
+    }
 
-    def body(state, k):
-      action = jnp.select(
-        [policy == EXPERT, policy == RANDOM, policy == DESCENT],
-        [
-          task.expert_action(model, state, k),
-          task.random_action(k),
-          task.straight_descent(model, state, k),
-        ],
-        hold,
-      )
-      state = task.env.step(model, state, action)
-      data = state.physics.data
-      # What the tests read, not the whole state.
-      return state, {
-        "reward": state.reward,
-        "metrics": state.metrics,
-        "object": state.obs["object"],
-        "handle": data.xpos[bodies],
-        "xmat": data.xmat[bodies],
-        "quat": data.xquat[bodies],
-        "tip": task.robot.tip(data),
-      }
-
-    _, steps = jax.lax.scan(body, first, jax.random.split(key, LENGTH))
-    return first.obs, steps
-
-  def run(key):
-    models, axes = task.randomize_model(task.env.init_model(), key, num)
-    episodes = jax.vmap(episode, in_axes=(axes, 0, 0, 0))
-    mass = models.body_mass[:, bodies], models.body_inertia[:, bodies]
-    return episodes(models, keys, policies, built), mass
-
-  # -O1 as in the Bin Picking test: a faster compile, about as fast a run.
-  cpu = jax.default_backend() == "cpu"
-  options = {"xla_backend_optimization_level": 1} if cpu else None
-  (first, steps), mass = jax.jit(run, compiler_options=options)(
-    jax.random.key(0)
+  held = [_placed_qpos(FAR), _placed_qpos(OVER_SQUARE)]
+  first, steps, mass = scripted_rollouts.rollouts(
+    task,
+    LENGTH,
+    NUM_EXPERT,
+    NUM_OTHER,
+    held,
+    record,
+    extra=lambda m: (m.body_mass[:, bodies], m.body_inertia[:, bodies]),
   )
-  return task, first, jax.tree.map(np.asarray, steps), jax.device_get(mass)
+  return task, first, steps, mass
 
 
 # Jitted: one small compile per shape instead of one per op.
