@@ -57,6 +57,9 @@ def get_config(task: str, arg: str | None) -> ml_collections.ConfigDict:
     # The reference's -1.0 (std 0.37): its grip rarely closes once the
     # policy learns to reach; at -0.5 (std 0.61) more seeds find the grasp.
     init_log_std=-0.5,
+    # None: the last actor layer as every other; 0.01: a mean near 0 at
+    # init (networks.policies.make_actor_critic).
+    actor_out_scale=ml_collections.config_dict.placeholder(float),
     gamma=0.995,
     lam=0.97,
     horizon=5,

@@ -65,6 +65,7 @@ class _Core(nn.Module):
   lstm_size: int
   hidden_sizes: Sequence[int]
   init_log_std: float
+  actor_out_scale: float | None = None
 
   @nn.compact
   def __call__(self, carry, features, starts):
@@ -77,13 +78,17 @@ class _Core(nn.Module):
     else:
       x = features
 
-    def mlp(name, out):
+    def mlp(name, out, out_init=nn.linear.default_kernel_init):
       h = x
       for i, size in enumerate(self.hidden_sizes):
         h = nn.relu(nn.Dense(size, name=f"{name}_{i}")(h))
-      return nn.Dense(out, name=f"{name}_out")(h)
+      return nn.Dense(out, kernel_init=out_init, name=f"{name}_out")(h)
 
-    mean = jnp.tanh(mlp("actor", self.action_size))
+    if self.actor_out_scale is None:
+      mean = jnp.tanh(mlp("actor", self.action_size))
+    else:  # a near-zero mean at init (orthogonal, scaled)
+      out_init = nn.initializers.orthogonal(self.actor_out_scale)
+      mean = jnp.tanh(mlp("actor", self.action_size, out_init))
     log_std = self.param(
       "log_std",
       nn.initializers.constant(self.init_log_std),
@@ -116,9 +121,16 @@ def make_actor_critic(
   lstm_size: int = 100,
   hidden_sizes: Sequence[int] = (300, 200),
   init_log_std: float = -1.0,
+  actor_out_scale: float | None = None,
 ) -> ActorCritic:
+  """`actor_out_scale`: None, the actor's last layer as every other
+  (LeCun normal: the initial mean is a random +-0.5 or so per action);
+  else an orthogonal init of that gain, e.g. 0.01 for a mean near 0 in
+  every state (Andrychowicz et al. 2021, "What matters in on-policy RL")."""
   encoder = _Encoder(pixels)
-  core = _Core(action_size, lstm_size, tuple(hidden_sizes), init_log_std)
+  core = _Core(
+    action_size, lstm_size, tuple(hidden_sizes), init_log_std, actor_out_scale
+  )
 
   def initial_carry(batch: int) -> Carry:
     zeros = jnp.zeros((batch, max(lstm_size, 1)), jnp.float32)

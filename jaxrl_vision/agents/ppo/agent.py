@@ -82,6 +82,7 @@ def make_ppo(
   lstm_size: int = 100,
   hidden_sizes: tuple[int, ...] = (300, 200),
   init_log_std: float = -1.0,
+  actor_out_scale: float | None = None,
   gamma: float = 0.995,
   lam: float = 0.97,
   horizon: int = 5,
@@ -122,6 +123,7 @@ def make_ppo(
     lstm_size=lstm_size,
     hidden_sizes=hidden_sizes,
     init_log_std=init_log_std,
+    actor_out_scale=actor_out_scale,
   )
   adam = optax.chain(
     optax.clip_by_global_norm(max_grad_norm), optax.scale_by_adam()
