@@ -848,12 +848,15 @@ def restore_configuration(
   qpos: jax.Array,
   qvel: jax.Array,
   closed: jax.Array,
+  ctrl: jax.Array | None = None,
 ) -> ManipPhysics:
   """`physics` moved to a recorded configuration (joint positions and
-  velocities, the gripper command) at a fresh episode's time 0; its
-  appearance (colours, light, camera jitter) stays. Like `reset_data`, it
-  holds no contacts until the first step computes them."""
-  data = reset_data(model, qpos, 0, ctrl=physics.data.ctrl).replace(qvel=qvel)
+  velocities, the gripper command, the actuators' set-points: `ctrl`, or
+  physics' own) at a fresh episode's time 0; its appearance (colours,
+  light, camera jitter) stays. Like `reset_data`, it holds no contacts until
+  the first step computes them."""
+  ctrl = physics.data.ctrl if ctrl is None else ctrl
+  data = reset_data(model, qpos, 0, ctrl=ctrl).replace(qvel=qvel)
   return physics._replace(
     data=data,
     t=jnp.zeros_like(physics.t),

@@ -53,18 +53,39 @@ def proprio(data, closed) -> jax.Array:
   ).astype(jnp.float32)
 
 
-def control(data, action, binary_grip=False) -> tuple[jax.Array, jax.Array]:
+GRIPS = ("linear", "binary", "incremental")
+# "incremental": the command's change per step, of its [-1, 1] range
+# (robosuite 1.x: 0.01 per 2 ms simulation step, 0.25 per 20 Hz action).
+GRIP_SPEED = 0.25
+
+
+def control(
+  data, action, grip: str = "linear", grip_speed: float = GRIP_SPEED
+) -> tuple[jax.Array, jax.Array]:
   """(ctrl [6] set-points of x, y, z, yaw and the fingers, closed ()).
 
-  `binary_grip`: the fingers' set-point is shut when a[4] > 0 and open
-  otherwise (the sign drives them, as robosuite 1.x's grippers), instead of
-  a[4] mapped linearly from open to shut."""
+  The fingers' set-point from a[4], by `grip`:
+    linear       a[4] mapped from open (-1) to shut (+1);
+    binary       shut when a[4] > 0, else open;
+    incremental  the set-point in force (data.ctrl) moved `grip_speed`
+                 towards shut when a[4] > 0, towards open when < 0 (as
+                 robosuite 1.x's grippers): one contrary step only loosens
+                 the jaws.
+  `closed` is the command's sign (a[4] > 0)."""
   a = jnp.clip(jnp.asarray(action, jnp.float32), -1.0, 1.0)
   low = jnp.asarray(scene.WORKSPACE_LOW, jnp.float32)
   high = jnp.asarray(scene.WORKSPACE_HIGH, jnp.float32)
   xyz = jnp.clip(data.qpos[:3] + common.MAX_TRANSLATION * a[:3], low, high)
   yaw = jnp.clip(data.qpos[3] + common.MAX_YAW * a[3], -jnp.pi, jnp.pi)
-  shut = jnp.where(a[4] > 0, 1.0, -1.0) if binary_grip else a[4]
+  if grip == "binary":
+    shut = jnp.where(a[4] > 0, 1.0, -1.0)
+  elif grip == "incremental":
+    before = 1.0 - 2.0 * data.ctrl[4] / scene.FINGER_OPEN
+    shut = jnp.clip(before + grip_speed * jnp.sign(a[4]), -1.0, 1.0)
+  elif grip == "linear":
+    shut = a[4]
+  else:
+    raise ValueError(f"grip must be one of {GRIPS}: {grip!r}")
   finger = scene.FINGER_OPEN * (1.0 - shut) / 2.0
   ctrl = jnp.concatenate([xyz, yaw[None], jnp.stack([finger, finger])])
   return ctrl.astype(jnp.float32), (a[4] > 0).astype(jnp.float32)

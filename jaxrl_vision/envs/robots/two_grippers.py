@@ -11,12 +11,13 @@ Every field keeps `Robot`'s meaning per hand, with a leading hand axis of
 2 where the one-gripper robot has none:
 
   action   [10] float32 in [-1, 1]: [left 5, right 5], each `gripper`'s
-           (dx, dy, dz, turn, grip), except that a hand's fingers are shut
-           when its grip > 0 and open otherwise (`gripper.control`'s
-           `binary_grip`, robosuite 1.x's sign-driven grippers). With the
-           one gripper's linear set-point, Gaussian exploration around
-           "shut" (std 0.37, moves still) loosened both grips and dropped
-           a lifted pot within 5 steps in 5 of 8 worlds (all 8 by step 20).
+           (dx, dy, dz, turn, grip), except that a hand's grip moves its
+           fingers' set-point a quarter of the way from open to shut per
+           step, towards shut when > 0 and open when < 0 (`GRIP`, robosuite
+           1.x's grippers). Under Gaussian exploration a held pot fell:
+           with the one gripper's linear set-point (std 0.37, moves still)
+           within 5 steps in 5 of 8 worlds; with a sign-driven one, at the
+           first step either hand's noisy grip fell below 0.
   proprio  [28] float32: [left 14, right 14], each `gripper`'s.
   closed   [2] float32: each hand's close command (0 / 1).
   tip [2, 3], yaw [2], fingers [2, 2], finger_speed [2];
@@ -47,14 +48,16 @@ NUM_QPOS = NUM_HANDS * common.NUM_GRIPPER_DOF
 START_X = 0.07  # metres: each hand starts this far left / right of centre
 START_NOISE = 0.02  # metres, uniform per axis in x and y
 START_YAW = np.pi / 2
+GRIP = "incremental"  # gripper.control's grip
 
 
 class Hand(NamedTuple):
   """One hand's slice of the state, read as `gripper`'s functions read
-  `mjx.Data` (its qpos[:6], qvel[:6])."""
+  `mjx.Data` (its qpos[:6], qvel[:6], ctrl[:6])."""
 
   qpos: jax.Array  # [6] x, y, z, yaw, finger_left, finger_right
   qvel: jax.Array  # [6]
+  ctrl: jax.Array  # [6] the set-points in force
 
 
 def hand(data, i: int) -> Hand:
@@ -62,6 +65,7 @@ def hand(data, i: int) -> Hand:
   return Hand(
     qpos=data.qpos[i * dof : (i + 1) * dof],
     qvel=data.qvel[i * dof : (i + 1) * dof],
+    ctrl=data.ctrl[i * dof : (i + 1) * dof],
   )
 
 
@@ -96,7 +100,7 @@ def control(data, action) -> tuple[jax.Array, jax.Array]:
   """(ctrl [12] set-points, left hand's then right's, closed [2])."""
   actions = _split(jnp.asarray(action, jnp.float32))
   outs = [
-    gripper.control(hand(data, i), actions[i], binary_grip=True)
+    gripper.control(hand(data, i), actions[i], grip=GRIP)
     for i in range(NUM_HANDS)
   ]
   ctrl = jnp.concatenate([c for c, _ in outs])

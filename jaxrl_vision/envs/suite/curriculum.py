@@ -32,12 +32,13 @@ SCHEMES = ("uniform", "forward", "reverse")
 
 class Demos(NamedTuple):
   """One demonstration per world, [N, L, ...]: joint positions and
-  velocities, the gripper command before each step; whether it ended in
-  success ([N])."""
+  velocities, the gripper command and the actuators' set-points before
+  each step; whether it ended in success ([N])."""
 
   qpos: jax.Array
   qvel: jax.Array
   closed: jax.Array
+  ctrl: jax.Array
   success: jax.Array
 
 
@@ -60,11 +61,11 @@ def record_demos(
 
   def one(state, k):
     data = state.physics.data
-    record = (data.qpos, data.qvel, state.physics.gripper_closed)
+    record = (data.qpos, data.qvel, state.physics.gripper_closed, data.ctrl)
     action = expert(models, state, jax.random.split(k, num_worlds))
     return step(models, state, action), record
 
-  final, (qpos, qvel, closed) = jax.lax.scan(
+  final, (qpos, qvel, closed, ctrl) = jax.lax.scan(
     one, state, jax.random.split(key, length)
   )
   swap = lambda x: jnp.swapaxes(x, 0, 1)  # noqa: E731
@@ -72,6 +73,7 @@ def record_demos(
     qpos=swap(qpos),
     qvel=swap(qvel),
     closed=swap(closed),
+    ctrl=swap(ctrl),
     success=final.metrics["success"] > 0.5,
   )
 
@@ -141,7 +143,12 @@ def make_curriculum(
     width = window(count, initial_window, window_growth, grow_every)
     t = sample_step(step_key, scheme, width, length)
     physics = common.restore_configuration(
-      model, state.physics, demo.qpos[t], demo.qvel[t], demo.closed[t]
+      model,
+      state.physics,
+      demo.qpos[t],
+      demo.qvel[t],
+      demo.closed[t],
+      demo.ctrl[t],
     )
     moved = state._replace(physics=physics, obs=task.observe(model, physics))
     state = jax.tree.map(lambda a, b: jnp.where(use, a, b), moved, state)

@@ -1,5 +1,5 @@
 """The Cartesian gripper's continuous suite action (and the two-handed
-robot's sign-driven grip), by hand."""
+robot's incremental grip), by hand."""
 
 import jax
 import jax.numpy as jnp
@@ -12,13 +12,17 @@ from jaxrl_vision.envs.robots import gripper
 from jaxrl_vision.envs.robots import two_grippers
 
 
-class _Data:  # the two fields control reads
+class _Data:  # the fields control reads; the fingers' set-point: open
   qpos = jnp.array([0.01, -0.02, 0.10, 0.3, 0.045, 0.045])
+  ctrl = jnp.array(
+    [0.01, -0.02, 0.10, 0.3, scene.FINGER_OPEN, scene.FINGER_OPEN]
+  )
 
 
-class _TwoHands:  # both hands' joints, left then right
+class _TwoHands:  # both hands, left then right
   qpos = jnp.tile(_Data.qpos, 2)
   qvel = jnp.zeros(12)
+  ctrl = jnp.tile(_Data.ctrl, 2)
 
 
 class GripperTest(absltest.TestCase):
@@ -46,24 +50,56 @@ class GripperTest(absltest.TestCase):
     action = jnp.array([0.0, 0.0, 0.0, 0.0, 0.5])
     for grip, opening in ((0.5, 0.0), (-0.2, 1.0), (0.0, 1.0), (1e-3, 0.0)):
       ctrl, closed = gripper.control(
-        _Data, action.at[4].set(grip), binary_grip=True
+        _Data, action.at[4].set(grip), grip="binary"
       )
       np.testing.assert_allclose(ctrl[4:], [scene.FINGER_OPEN * opening] * 2)
       self.assertEqual(float(closed), float(grip > 0))
     # Moves are the linear gripper's.
     a = jnp.array([1.0, -0.5, 0.0, -1.0, 0.5])
     np.testing.assert_allclose(
-      gripper.control(_Data, a, binary_grip=True)[0][:4],
+      gripper.control(_Data, a, grip="binary")[0][:4],
       gripper.control(_Data, a)[0][:4],
     )
 
-  def test_two_grippers_grip_by_sign(self):
+  def test_incremental_grip(self):
+    # From open (set-point FINGER_OPEN, command -1), +0.3 moves the command
+    # a quarter of the range per step: -0.75 (set-point 7/8 open), ...
+    data, opening = _Data, []
+    for _ in range(9):
+      ctrl, closed = gripper.control(
+        data, jnp.zeros(5).at[4].set(0.3), grip="incremental"
+      )
+      self.assertEqual(float(closed), 1.0)
+      opening.append(float(ctrl[4] / scene.FINGER_OPEN))
+      data = type("D", (), dict(qpos=_Data.qpos, ctrl=ctrl))
+    want = [7 / 8, 6 / 8, 5 / 8, 4 / 8, 3 / 8, 2 / 8, 1 / 8, 0.0, 0.0]
+    np.testing.assert_allclose(opening, want, atol=1e-6)
+    # One contrary step from shut only loosens the jaws; 0 keeps them.
+    ctrl, closed = gripper.control(
+      data, jnp.zeros(5).at[4].set(-0.01), grip="incremental"
+    )
+    self.assertAlmostEqual(float(ctrl[4] / scene.FINGER_OPEN), 1 / 8, places=6)
+    self.assertEqual(float(closed), 0.0)
+    ctrl, _ = gripper.control(data, jnp.zeros(5), grip="incremental")
+    self.assertEqual(float(ctrl[4]), 0.0)
+    with self.assertRaisesRegex(ValueError, "grip must be one of"):
+      gripper.control(_Data, jnp.zeros(5), grip="sticky")
+
+  def test_two_grippers_grip_incrementally(self):
     data = _TwoHands
     action = jnp.array([0.0, 0.0, 0.0, 0.0, 0.3, 0.0, 0.0, 0.0, 0.0, -0.3])
     ctrl, closed = two_grippers.control(data, action)
-    np.testing.assert_allclose(ctrl[4:6], [0.0, 0.0])  # left hand shut
+    np.testing.assert_allclose(ctrl[4:6], [scene.FINGER_OPEN * 7 / 8] * 2)
     np.testing.assert_allclose(ctrl[10:12], [scene.FINGER_OPEN] * 2)  # right
     np.testing.assert_allclose(closed, [1.0, 0.0])
+    # Each hand reads its own set-points (the right one's, shut: +1 stays).
+    shut = type(
+      "D",
+      (),
+      dict(qpos=data.qpos, qvel=data.qvel, ctrl=data.ctrl.at[10:12].set(0.0)),
+    )
+    ctrl, _ = two_grippers.control(shut, action.at[9].set(0.3))
+    np.testing.assert_allclose(ctrl[10:12], [0.0, 0.0])
 
   def test_cartesian_action_round_trip(self):
     a = gripper.cartesian_action(
