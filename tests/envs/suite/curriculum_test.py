@@ -69,13 +69,18 @@ class ApplyTest(absltest.TestCase):
     np.testing.assert_array_equal(used, np.asarray(ends & demos.success))
     np.testing.assert_array_equal(counts2, used.astype(np.int32))
     qpos = np.asarray(moved.physics.data.qpos)
-    demo_qpos = np.asarray(demos.qpos)
+    ctrl = np.asarray(moved.physics.data.ctrl)
+    demo_qpos, demo_ctrl = np.asarray(demos.qpos), np.asarray(demos.ctrl)
     for i in range(N):
       if used[i]:  # one of the last 3 recorded states of its own world
         hits = [
           np.allclose(qpos[i], demo_qpos[i, t]) for t in (L - 3, L - 2, L - 1)
         ]
         self.assertTrue(any(hits), i)
+        # with that step's set-points (the jaws' in force), not the reset's
+        t = (L - 3, L - 2, L - 1)[hits.index(True)]
+        np.testing.assert_array_equal(ctrl[i], demo_ctrl[i, t])
+        self.assertFalse(np.allclose(ctrl[i], states.physics.data.ctrl[i]))
         self.assertEqual(int(moved.physics.t[i]), 0)
       else:  # untouched
         np.testing.assert_array_equal(qpos[i], states.physics.data.qpos[i])
