@@ -11,7 +11,6 @@ import pathlib
 import subprocess
 import sys
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from absl.testing import absltest
@@ -55,7 +54,6 @@ class CpuLapackTest(absltest.TestCase):
     self.assertEqual(seen, [4, 2])  # three chunks of 4 (one traced), then 2
     np.testing.assert_array_equal(y, 3 * x + 1)
     np.testing.assert_array_equal(s, x.sum(-1))
-    self.assertEqual(jax.eval_shape(lambda: y).shape, (2, 7, 3))
 
 
 if __name__ == "__main__":

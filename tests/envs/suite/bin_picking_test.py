@@ -42,16 +42,9 @@ def _rollouts():
   task = bp.make_bin_picking_task(episode_length=LENGTH)
   bodies = task.layout.object_bodies
 
-  def record(state):
-    data = state.physics.data
-    return {
-      "reward": state.reward,
-      "metrics": state.metrics,
-      "object": state.obs["object"],
-      "pos": data.xpos[bodies],
-      "quat": data.xquat[bodies],
-      "tip": task.robot.tip(data),
-    }
+  def record(task, data):
+    del task
+    return {"pos": data.xpos[bodies]}
 
   held = [_placed_qpos(FAR), _placed_qpos(OVER_MILK)]
   first, steps, _ = scripted_rollouts.rollouts(

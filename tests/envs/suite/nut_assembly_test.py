@@ -43,17 +43,9 @@ def _rollouts():
   task = na.make_nut_assembly_task(episode_length=LENGTH)
   bodies = task.layout.object_bodies
 
-  def record(state):
-    data = state.physics.data
-    return {
-      "reward": state.reward,
-      "metrics": state.metrics,
-      "object": state.obs["object"],
-      "handle": data.xpos[bodies],
-      "xmat": data.xmat[bodies],
-      "quat": data.xquat[bodies],
-      "tip": task.robot.tip(data),
-    }
+  def record(task, data):
+    del task
+    return {"handle": data.xpos[bodies], "xmat": data.xmat[bodies]}
 
   held = [_placed_qpos(FAR), _placed_qpos(OVER_SQUARE)]
   first, steps, mass = scripted_rollouts.rollouts(

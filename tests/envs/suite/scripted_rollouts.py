@@ -41,9 +41,10 @@ def rollouts(
   record,
   extra=None,
 ):
-  """`(first_obs, steps, extra)`: `record(state) -> dict` is stored per
-  step ([worlds, length, ...] numpy arrays: what the tests read, not the
-  whole state, whose constraint arrays are most of a step's size);
+  """`(first_obs, steps, extra)`: per step ([worlds, length, ...] numpy
+  arrays) the reward, metrics, `object` observation, the objects' quats and
+  the fingertips, plus `record(task, data) -> dict` (what the tests read,
+  not the whole state, whose constraint arrays are most of a step's size);
   `extra(models)`, if given, reads the randomised models in the program."""
   held_qpos = np.asarray(held_qpos, np.float32)
   policies = np.repeat(
@@ -74,7 +75,15 @@ def rollouts(
         hold,
       )
       state = task.env.step(model, state, action)
-      return state, record(state)
+      data = state.physics.data
+      return state, {
+        "reward": state.reward,
+        "metrics": state.metrics,
+        "object": state.obs["object"],
+        "quat": data.xquat[task.layout.object_bodies],
+        "tip": task.robot.tip(data),
+        **record(task, data),
+      }
 
     _, steps = jax.lax.scan(body, first, jax.random.split(key, length))
     return first.obs, steps
