@@ -54,8 +54,8 @@ def proprio(data, closed) -> jax.Array:
 
 
 GRIPS = ("linear", "binary", "incremental")
-# "incremental": the command's change per step, of its [-1, 1] range
-# (robosuite 1.x: 0.01 per 2 ms simulation step, 0.25 per 20 Hz action).
+# "incremental": the command's largest change per step, of its [-1, 1]
+# range (robosuite 1.x: 0.01 per 2 ms simulation step, 0.25 per 20 Hz action).
 GRIP_SPEED = 0.25
 
 
@@ -67,10 +67,15 @@ def control(
   The fingers' set-point from a[4], by `grip`:
     linear       a[4] mapped from open (-1) to shut (+1);
     binary       shut when a[4] > 0, else open;
-    incremental  the set-point in force (data.ctrl) moved `grip_speed`
-                 towards shut when a[4] > 0, towards open when < 0 (as
-                 robosuite 1.x's grippers): one contrary step only loosens
-                 the jaws.
+    incremental  the set-point in force (data.ctrl) moved `grip_speed` x
+                 a[4] towards shut (a velocity command): one contrary step
+                 only loosens the jaws. robosuite 1.x's grippers move by
+                 `grip_speed` x sign(a[4]); here a Gaussian policy whose
+                 grip mean sits near 0 would then open or shut at full
+                 speed on the sign of its noise (a held pot, restored from
+                 the expert's lifted state, fell within 5 steps in 39 % of
+                 64 worlds and within 20 in all, under noise of std 0.165;
+                 a greedy mean of -0.001 dropped all 64 within 5).
   `closed` is the command's sign (a[4] > 0)."""
   a = jnp.clip(jnp.asarray(action, jnp.float32), -1.0, 1.0)
   low = jnp.asarray(scene.WORKSPACE_LOW, jnp.float32)
@@ -81,7 +86,7 @@ def control(
     shut = jnp.where(a[4] > 0, 1.0, -1.0)
   elif grip == "incremental":
     before = 1.0 - 2.0 * data.ctrl[4] / scene.FINGER_OPEN
-    shut = jnp.clip(before + grip_speed * jnp.sign(a[4]), -1.0, 1.0)
+    shut = jnp.clip(before + grip_speed * a[4], -1.0, 1.0)
   elif grip == "linear":
     shut = a[4]
   else:

@@ -62,24 +62,33 @@ class GripperTest(absltest.TestCase):
     )
 
   def test_incremental_grip(self):
-    # From open (set-point FINGER_OPEN, command -1), +0.3 moves the command
-    # a quarter of the range per step: -0.75 (set-point 7/8 open), ...
+    # From open (set-point FINGER_OPEN, command -1), a[4] = 1 moves the
+    # command a quarter of the range per step: -0.75 (set-point 7/8 open),
+    # ... and it stays shut.
     data, opening = _Data, []
     for _ in range(9):
       ctrl, closed = gripper.control(
-        data, jnp.zeros(5).at[4].set(0.3), grip="incremental"
+        data, jnp.zeros(5).at[4].set(1.0), grip="incremental"
       )
       self.assertEqual(float(closed), 1.0)
       opening.append(float(ctrl[4] / scene.FINGER_OPEN))
       data = type("D", (), dict(qpos=_Data.qpos, ctrl=ctrl))
     want = [7 / 8, 6 / 8, 5 / 8, 4 / 8, 3 / 8, 2 / 8, 1 / 8, 0.0, 0.0]
     np.testing.assert_allclose(opening, want, atol=1e-6)
-    # One contrary step from shut only loosens the jaws; 0 keeps them.
+    # The change is proportional to a[4]: -0.4 from shut moves the command
+    # 0.1 (the set-point 1/20 open); a slightly negative command barely
+    # loosens the jaws, 0 keeps them.
     ctrl, closed = gripper.control(
-      data, jnp.zeros(5).at[4].set(-0.01), grip="incremental"
+      data, jnp.zeros(5).at[4].set(-0.4), grip="incremental"
     )
-    self.assertAlmostEqual(float(ctrl[4] / scene.FINGER_OPEN), 1 / 8, places=6)
+    self.assertAlmostEqual(float(ctrl[4] / scene.FINGER_OPEN), 0.05, places=6)
     self.assertEqual(float(closed), 0.0)
+    ctrl, _ = gripper.control(
+      data, jnp.zeros(5).at[4].set(-0.001), grip="incremental"
+    )
+    self.assertAlmostEqual(
+      float(ctrl[4] / scene.FINGER_OPEN), 0.000125, places=7
+    )
     ctrl, _ = gripper.control(data, jnp.zeros(5), grip="incremental")
     self.assertEqual(float(ctrl[4]), 0.0)
     with self.assertRaisesRegex(ValueError, "grip must be one of"):
@@ -87,12 +96,13 @@ class GripperTest(absltest.TestCase):
 
   def test_two_grippers_grip_incrementally(self):
     data = _TwoHands
-    action = jnp.array([0.0, 0.0, 0.0, 0.0, 0.3, 0.0, 0.0, 0.0, 0.0, -0.3])
+    action = jnp.array([0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, -0.3])
     ctrl, closed = two_grippers.control(data, action)
     np.testing.assert_allclose(ctrl[4:6], [scene.FINGER_OPEN * 7 / 8] * 2)
     np.testing.assert_allclose(ctrl[10:12], [scene.FINGER_OPEN] * 2)  # right
     np.testing.assert_allclose(closed, [1.0, 0.0])
-    # Each hand reads its own set-points (the right one's, shut: +1 stays).
+    # Each hand reads its own set-points (the right one's, shut: +0.3
+    # keeps it shut, -0.3 loosens it by 0.075 of the range: 3/80 open).
     shut = type(
       "D",
       (),
@@ -100,6 +110,10 @@ class GripperTest(absltest.TestCase):
     )
     ctrl, _ = two_grippers.control(shut, action.at[9].set(0.3))
     np.testing.assert_allclose(ctrl[10:12], [0.0, 0.0])
+    ctrl, _ = two_grippers.control(shut, action)
+    np.testing.assert_allclose(
+      ctrl[10:12], [scene.FINGER_OPEN * 3 / 80] * 2, rtol=1e-5
+    )
 
   def test_cartesian_action_round_trip(self):
     a = gripper.cartesian_action(
