@@ -134,6 +134,22 @@ def make_task_and_agent(
   return task, agent
 
 
+def device_models(models, axes, axis_name: str | None, local_worlds: int):
+  """This device's worlds' randomised models: its slice of `local_worlds`
+  along every batched leaf (`axes`); all of them on one device."""
+  if axis_name is None:
+    return models
+  start = jax.lax.axis_index(axis_name) * local_worlds
+  return jax.tree.map(
+    lambda a, x: (
+      x if a is None else jax.lax.dynamic_slice_in_dim(x, start, local_worlds)
+    ),
+    axes,
+    models,
+    is_leaf=lambda a: a is None,
+  )
+
+
 def make_train(
   config: ml_collections.ConfigDict,
   axis_name: str | None = None,
@@ -188,18 +204,7 @@ def make_train(
       )
 
   def my_models():
-    """This device's worlds' models (all of them on one device)."""
-    if axis_name is None:
-      return models
-    start = jax.lax.axis_index(axis_name) * local_worlds
-    return jax.tree.map(
-      lambda a, x: (
-        x if a is None else jax.lax.dynamic_slice_in_dim(x, start, local_worlds)
-      ),
-      axes,
-      models,
-      is_leaf=lambda a: a is None,
-    )
+    return device_models(models, axes, axis_name, local_worlds)
 
   def act_steps(
     models,
