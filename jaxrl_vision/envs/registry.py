@@ -1,8 +1,10 @@
 """Env registry: names to `Env` factories (the brax/playground pattern)."""
 
+import functools
 from collections.abc import Callable
 
 from jaxrl_vision import types
+from jaxrl_vision.envs import brax_envs
 from jaxrl_vision.envs import catch
 from jaxrl_vision.envs.manipulation import grasp
 from jaxrl_vision.envs.manipulation import stack
@@ -23,6 +25,11 @@ _ENVS: dict[str, Callable[..., types.Env]] = {
   "bimanual_peg_in_hole": bimanual_peg_in_hole.make_bimanual_peg_in_hole,
   "bin_picking": bin_picking.make_bin_picking,
   "nut_assembly": nut_assembly.make_nut_assembly,
+  # Brax's MJX locomotion tasks (imported when made).
+  **{
+    name: functools.partial(brax_envs.make_brax_env, name)
+    for name in brax_envs.BRAX_TASKS
+  },
 }
 
 

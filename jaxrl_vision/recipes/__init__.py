@@ -56,12 +56,14 @@ def _register_builtin() -> None:
   from jaxrl_vision.recipes import qtopt_offline  # noqa: PLC0415
   from jaxrl_vision.recipes import rubiksnet_video  # noqa: PLC0415
   from jaxrl_vision.recipes import surreal_ddpg  # noqa: PLC0415
+  from jaxrl_vision.recipes import surreal_es  # noqa: PLC0415
   from jaxrl_vision.recipes import surreal_ppo  # noqa: PLC0415
 
   register_recipe("dqn_pixels", dqn_pixels.make_recipe)
   register_recipe("qtopt_offline", qtopt_offline.make_recipe)
   register_recipe("rubiksnet_video", rubiksnet_video.make_recipe)
   register_recipe("surreal_ddpg", surreal_ddpg.make_recipe)
+  register_recipe("surreal_es", surreal_es.make_recipe)
   register_recipe("surreal_ppo", surreal_ppo.make_recipe)
 
 
