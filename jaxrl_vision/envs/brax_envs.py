@@ -17,8 +17,12 @@ model argument is ignored (no per-world randomisation). Brax is imported
 only when a Brax task is made.
 """
 
+import contextlib
+import warnings
+
 import jax
 import jax.numpy as jnp
+import mujoco
 
 from jaxrl_vision import types
 
@@ -28,6 +32,33 @@ BRAX_TASKS = {
   "walker2d": "walker2d",
   "swimmer": "swimmer",
 }
+
+
+# Brax's own model files use it; MuJoCo would append this to MUJOCO_LOG.TXT
+# in the working directory at every build.
+_EXPECTED = "compiler attribute 'settotalmass' is deprecated"
+
+
+@contextlib.contextmanager
+def _mujoco_warnings_to_python():
+  """MuJoCo's warnings as Python warnings (not lines in MUJOCO_LOG.TXT in
+  the working directory), except the expected one about Brax's files, and
+  without Brax's maintenance notice."""
+
+  def handler(message: str) -> None:
+    if _EXPECTED not in message:
+      warnings.warn(f"MuJoCo: {message}", stacklevel=2)
+
+  previous = mujoco.get_mju_user_warning()
+  mujoco.set_mju_user_warning(handler)
+  try:
+    with warnings.catch_warnings():
+      # Brax's notice that its own environments are unmaintained: we use
+      # them as the seed's Gym tasks and as peers, knowingly.
+      warnings.filterwarnings("ignore", "Brax System, piplines")
+      yield
+  finally:
+    mujoco.set_mju_user_warning(previous)
 
 
 def make_brax_env(
@@ -48,7 +79,8 @@ def make_brax_env(
     )
   from brax import envs  # noqa: PLC0415 -- heavy, and only for Brax tasks
 
-  env = envs.get_environment(BRAX_TASKS[name], backend=backend)
+  with _mujoco_warnings_to_python():
+    env = envs.get_environment(BRAX_TASKS[name], backend=backend)
   metric_names = tuple(
     sorted(jax.eval_shape(env.reset, jax.random.key(0)).metrics)
   )
