@@ -50,15 +50,19 @@ SEGMENTS, LENGTH = 64, 25
 BATCH = 512
 
 
-def rate(fn, state, seconds: float) -> tuple[float, float]:
-  """(calls/s warm, compile seconds) of `state = fn(state)`."""
+def rate(fn, state, seconds: float, *args) -> tuple[float, float]:
+  """(calls/s warm, compile seconds) of `state = fn(state, *args)`; the
+  `args` (large data) are arguments, not constants of the program."""
   start = time.perf_counter()
-  compiled = jax.jit(fn).lower(state).compile()
+  compiled = jax.jit(fn).lower(state, *args).compile()
   compile_s = time.perf_counter() - start
-  state = jax.block_until_ready(compiled(state))
+  state = jax.block_until_ready(compiled(state, *args))
   calls, start = 0, time.perf_counter()
   while time.perf_counter() - start < seconds or calls < 3:
-    state = compiled(state)
+    # One call at a time: queued calls of a program with collectives over
+    # CPU devices can deadlock XLA:CPU (one device's thread waits in call
+    # k's all-reduce while the other's pool thread runs call k + 1).
+    state = jax.block_until_ready(compiled(state, *args))
     calls += 1
   jax.block_until_ready(state)
   return calls / (time.perf_counter() - start), compile_s
@@ -129,14 +133,14 @@ def replay_rates(capacity: int, shards: int, seconds: float) -> dict:
   one = uniform.make_uniform_replay(capacity, BATCH, BATCH)
   state = one.add(one.init(example), items)
 
-  def sample_one(carry):
+  def sample_one(carry, state):
     key, total = carry
     key, k = jax.random.split(key)
     batch = one.sample(state, k)
     return key, total + jnp.sum(batch["reward"])
 
   carry = (jax.random.key(3), jnp.float32(0))
-  one_per_s, _ = rate(sample_one, carry, seconds)
+  one_per_s, _ = rate(sample_one, carry, seconds, state)
   result = {
     "capacity": capacity,
     "batch": BATCH,
