@@ -59,7 +59,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     log_every=20,
     seed_batching="vmap",
   )
-  config.replay = dict(capacity=192_000, batch_size=512, min_size=3000)
+  # exact: on several devices the shards sample bit for bit what one buffer
+  # would (a psum of each batch); False: each device samples its share from
+  # its own shard (no communication; stratified, the same per-item rates).
+  config.replay = dict(
+    capacity=192_000, batch_size=512, min_size=3000, exact=True
+  )
   config.eval = dict(every=500, num_episodes=100, references=True)
   common.add_common(config)
   config.checkpoint.every = 500
@@ -77,7 +82,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.train.stride = 4
     config.train.updates_per_iteration = 2
     config.train.log_every = 2
-    config.replay = dict(capacity=320, batch_size=16, min_size=32)
+    config.replay = dict(capacity=320, batch_size=16, min_size=32, exact=True)
     config.eval.every = 6
     config.eval.num_episodes = 8
     config.eval.references = False

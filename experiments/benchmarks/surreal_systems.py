@@ -13,7 +13,9 @@ B4, sampled transitions/s of the replay, batch 512 from 2^18 stored state
 transitions: one buffer on one device against `data.replay.sharded` over
 `--shards` CPU devices (each device holds 1 / D and keeps its B / D of
 every batch), plus a check that the shards' batch equals the unsharded
-buffer's from the same items and key. The last line is one JSON object.
+buffer's from the same items and key; and with `exact=False` (each device
+samples its share from its own shard: no communication but one scalar sum
+per call, as in the exact case). The last line is one JSON object.
 """
 
 import os
@@ -92,7 +94,9 @@ def ppo_rate(lstm_size: int, seconds: float) -> dict:
   seg = ppo_segments(jax.random.key(0))
   seg = seg._replace(carry=agent.network.initial_carry(SEGMENTS))
   state = agent.init(jax.random.key(1), {"state": jnp.zeros((1, OBS))})
-  per_s, compile_s = rate(lambda s: agent.learn(s, seg)[0], state, seconds)
+  per_s, compile_s = rate(
+    lambda s, seg: agent.learn(s, seg)[0], state, seconds, seg
+  )
   return {
     "lstm_size": lstm_size,
     "iterations_per_s": round(per_s, 1),
@@ -111,7 +115,9 @@ def ddpg_rate(seconds: float) -> dict:
     obs_t={"state": jax.random.normal(ks[3], (BATCH, OBS))},
   )
   state = agent.init(jax.random.key(1), {"state": jnp.zeros((1, OBS))})
-  per_s, compile_s = rate(lambda s: agent.update(s, batch)[0], state, seconds)
+  per_s, compile_s = rate(
+    lambda s, b: agent.update(s, b)[0], state, seconds, batch
+  )
   return {"iterations_per_s": round(per_s, 1), "compile_s": round(compile_s, 1)}
 
 
@@ -184,7 +190,35 @@ def replay_rates(capacity: int, shards: int, seconds: float) -> dict:
     out_specs=(P(), P()),
     check_vma=False,
   )
-  many_per_s, _ = rate(lambda c: sample_many(state_many, *c), carry, seconds)
+  many_per_s, _ = rate(
+    lambda c, st: sample_many(st, *c), carry, seconds, state_many
+  )
+  stratified = sharded.make_sharded_replay(
+    capacity,
+    BATCH,
+    BATCH,
+    add_size=capacity // shards,
+    num_shards=shards,
+    axis_name="d",
+    exact=False,
+  )
+
+  def local_stratified(st, key, total):
+    st = jax.tree.map(lambda x: x[0], st)
+    key, k = jax.random.split(key)
+    batch = stratified.sample(st, k)
+    return key, total + jax.lax.psum(jnp.sum(batch["reward"]), "d")
+
+  sample_stratified = jax.shard_map(
+    local_stratified,
+    mesh=mesh,
+    in_specs=(P("d"), P(), P()),
+    out_specs=(P(), P()),
+    check_vma=False,
+  )
+  stratified_per_s, _ = rate(
+    lambda c, st: sample_stratified(st, *c), carry, seconds, state_many
+  )
   # The same key: the shards' whole batch against one buffer's.
   gather = jax.jit(
     jax.shard_map(
@@ -207,6 +241,7 @@ def replay_rates(capacity: int, shards: int, seconds: float) -> dict:
   result.update(
     shards=shards,
     sharded_per_s=round(many_per_s * BATCH),
+    stratified_per_s=round(stratified_per_s * BATCH),
     equal_to_unsharded=equal,
   )
   return result

@@ -137,6 +137,7 @@ def make_train(
     add_size=local_worlds * stride,
     num_shards=num_devices,
     axis_name=axis_name,
+    exact=config.replay.get("exact", True),
   )
   sigmas = losses.actor_sigmas(num_worlds, config.train.max_sigma)
 

@@ -100,6 +100,31 @@ def main(argv):
     arrays[f"can|{call}"] = np.asarray(
       [bool(one.can_sample(s_one)), *np.asarray(can(s_many)).tolist()]
     )
+  # exact=False: each device samples its share from its own shard.
+  stratified = sharded.make_sharded_replay(
+    CAPACITY,
+    BATCH,
+    ADD,
+    add_size=ADD // NUM_DEVICES,
+    num_shards=NUM_DEVICES,
+    axis_name="d",
+    exact=False,
+  )
+  sample_local = local(
+    lambda s, k: stratified.sample(jax.tree.map(lambda x: x[0], s), k),
+    (spec, P()),
+    spec,
+  )
+  draws = [
+    np.asarray(
+      sample_local(
+        s_many,
+        jax.device_put(jax.random.key(1000 + i), NamedSharding(mesh, P())),
+      )["obs"][:, 0]
+    )
+    for i in range(200)
+  ]
+  arrays["local_draws"] = np.stack(draws)  # [200, BATCH], device-major
   np.savez(f"{out_dir}/replay.npz", **arrays)
   worker_lib.emit({"num_devices": len(jax.devices())})
 

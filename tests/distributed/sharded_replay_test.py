@@ -59,6 +59,19 @@ class ShardedReplayTest(absltest.TestCase):
       set(last.tolist()) <= set(range(100, 108)) | set(range(200, 208))
     )
 
+  def test_stratified_sampling_statistics(self):
+    # exact=False: device d's 2 draws come from its own shard (after the
+    # third add it holds items 100 + 2d, 101 + 2d, 200 + 2d, 201 + 2d), and
+    # over 200 batches every one of the 16 stored items is drawn about
+    # 200 x 8 / 16 = 100 times, as unsharded sampling would.
+    draws = self.arrays["local_draws"].astype(int)
+    for d in range(replay_worker.NUM_DEVICES):
+      own = {100 + 2 * d, 101 + 2 * d, 200 + 2 * d, 201 + 2 * d}
+      self.assertTrue(set(draws[:, 2 * d : 2 * d + 2].ravel()) <= own, d)
+    values, counts = np.unique(draws, return_counts=True)
+    self.assertLen(values, 16)
+    self.assertTrue(np.all(np.abs(counts - 100) < 40), counts)
+
   def test_can_sample_agrees(self):
     for call in range(3):
       flags = self.arrays[f"can|{call}"]

@@ -15,7 +15,15 @@ whole capacity samples from the same data and key.
 
 The cost is one all-reduce of a batch per sample (B transitions: 50 KB for
 512 state transitions of 25 floats; images cost more); the buffer itself
-never moves.
+never moves. On 2 CPU devices that halves the sampled transitions/s
+(`experiments.benchmarks.surreal_systems`, B4).
+
+With `exact=False` each device instead draws its B / D uniformly from its
+own shard with its own key (fold_in of the device index): no
+communication; every draw is still uniform over the union (the shards
+hold equally many items) and each item is drawn B / S times in
+expectation, as unsharded, but the batch is stratified (exactly B / D per
+shard) rather than multinomial, so it is not the unsharded sample.
 """
 
 import chex
@@ -34,6 +42,7 @@ def make_sharded_replay(
   add_size: int,
   num_shards: int = 1,
   axis_name: str | None = None,
+  exact: bool = True,
 ) -> types.Buffer:
   """Global `capacity`, `batch_size`, `min_size`; `add_size` items per
   device per `add`. `sample(state, key)` must get the same key on every
@@ -64,6 +73,11 @@ def make_sharded_replay(
       raise ValueError(f"each add takes add_size={add_size} items: got {num}")
     return local.add(state, items)
 
+  def sample_local(state, key: jax.Array) -> chex.ArrayTree:
+    return local.sample(
+      state, jax.random.fold_in(key, jax.lax.axis_index(axis_name))
+    )
+
   def sample(state, key: jax.Array) -> chex.ArrayTree:
     me = jax.lax.axis_index(axis_name)
     total = state.size * num_shards  # every shard holds as many
@@ -88,5 +102,8 @@ def make_sharded_replay(
     return jax.tree.map(gather, state.data)
 
   return types.Buffer(
-    init=local.init, add=add, sample=sample, can_sample=local.can_sample
+    init=local.init,
+    add=add,
+    sample=sample if exact else sample_local,
+    can_sample=local.can_sample,
   )
