@@ -10,7 +10,8 @@ clipped at 1.0, hard target copies every 500 updates, batch 512, sampling
 from 3,000 transitions. The replay holds 192K transitions (the reference's
 1M does not fit the CPU run's budget of steps). The task, its episode
 length and its worlds are Surreal-PPO's (`configs/surreal_suite.py`).
-Not measured yet.
+Measured (README): 1,500 iterations, 3 seeds, 0 % success (it reaches
+and touches the cube, return 30.5 against the straight descent's 23.3).
 """
 
 import ml_collections

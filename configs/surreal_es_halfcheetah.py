@@ -8,7 +8,8 @@ is silent: parameter noise std 0.02, action noise std 0.01, MLP(256, 256)
 with tanh, Adam 0.01 with L2 0.005, centred ranks, antithetic pairs,
 observation normalisation. A population of 64 members (32 pairs), one
 1,000-step episode each per iteration, evaluated with vmap on the CPU's 2
-devices. Not measured yet.
+devices (29 s per iteration on the 2-core CPU). Measured, one seed stopped at iteration 35:
+mean population return 113 -> 2,888, greedy 3,125 at iteration 25 (README).
 """
 
 import ml_collections
