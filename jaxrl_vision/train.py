@@ -169,6 +169,35 @@ def episode_metrics(
   return metrics
 
 
+def make_learner_step(update, buffer: types.Buffer):
+  """`learner_step((agent_state, buffer_state), key)` for a `lax.scan` of
+  learner iterations: one `update(agent_state, batch)` on a sampled batch
+  once the buffer can sample, else nothing; metrics as `sum/learner/*`
+  with `count/learner`."""
+
+  def learner_step(carry, key):
+    agent_state, buffer_state = carry
+
+    def learn(agent_state):
+      batch = buffer.sample(buffer_state, key)
+      agent_state, metrics = update(agent_state, batch)
+      metrics = {f"sum/learner/{k}": v for k, v in metrics.items()}
+      return agent_state, dict(metrics, **{"count/learner": jnp.float32(1)})
+
+    def skip(agent_state):
+      shapes = jax.eval_shape(learn, agent_state)[1]
+      return agent_state, jax.tree.map(jnp.zeros_like, shapes)
+
+    # Every device holds the same number of items, so all take the same branch
+    # and the agent's collectives stay in step.
+    agent_state, metrics = jax.lax.cond(
+      buffer.can_sample(buffer_state), learn, skip, agent_state
+    )
+    return (agent_state, buffer_state), metrics
+
+  return learner_step
+
+
 def make_off_policy_train(
   env: types.Env,
   model: types.Model,
@@ -228,25 +257,7 @@ def make_off_policy_train(
     episode_return = jnp.where(done, 0.0, episode_return)
     return (agent_state, next_state, episode_return), (transition, metrics)
 
-  def learner_step(carry, key):
-    agent_state, buffer_state = carry
-
-    def learn(agent_state):
-      batch = buffer.sample(buffer_state, key)
-      agent_state, metrics = agent.update(agent_state, batch)
-      metrics = {f"sum/learner/{k}": v for k, v in metrics.items()}
-      return agent_state, dict(metrics, **{"count/learner": jnp.float32(1)})
-
-    def skip(agent_state):
-      shapes = jax.eval_shape(learn, agent_state)[1]
-      return agent_state, jax.tree.map(jnp.zeros_like, shapes)
-
-    # Every device holds the same number of items, so all take the same branch
-    # and the agent's collectives stay in step.
-    agent_state, metrics = jax.lax.cond(
-      buffer.can_sample(buffer_state), learn, skip, agent_state
-    )
-    return (agent_state, buffer_state), metrics
+  learner_step = make_learner_step(agent.update, buffer)
 
   def step(state: TrainState) -> tuple[TrainState, types.Metrics]:
     key, collect_key, learn_key = jax.random.split(state.key, 3)

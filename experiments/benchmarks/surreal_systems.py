@@ -177,22 +177,25 @@ def replay_rates(capacity: int, shards: int, seconds: float) -> dict:
     )
   )(placed)
 
-  def local_sample(st, key, total):
-    st = jax.tree.map(lambda x: x[0], st)
-    key, k = jax.random.split(key)
-    batch = many.sample(st, k)
-    return key, total + jax.lax.psum(jnp.sum(batch["reward"]), "d")
+  def sharded_rate(buffer) -> float:
+    """Sampled transitions/s of `buffer` over the shards of state_many."""
 
-  sample_many = jax.shard_map(
-    local_sample,
-    mesh=mesh,
-    in_specs=(P("d"), P(), P()),
-    out_specs=(P(), P()),
-    check_vma=False,
-  )
-  many_per_s, _ = rate(
-    lambda c, st: sample_many(st, *c), carry, seconds, state_many
-  )
+    def local_sample(st, key, total):
+      st = jax.tree.map(lambda x: x[0], st)
+      key, k = jax.random.split(key)
+      batch = buffer.sample(st, k)
+      return key, total + jax.lax.psum(jnp.sum(batch["reward"]), "d")
+
+    sample = jax.shard_map(
+      local_sample,
+      mesh=mesh,
+      in_specs=(P("d"), P(), P()),
+      out_specs=(P(), P()),
+      check_vma=False,
+    )
+    per_s, _ = rate(lambda c, st: sample(st, *c), carry, seconds, state_many)
+    return per_s * BATCH
+
   stratified = sharded.make_sharded_replay(
     capacity,
     BATCH,
@@ -202,23 +205,7 @@ def replay_rates(capacity: int, shards: int, seconds: float) -> dict:
     axis_name="d",
     exact=False,
   )
-
-  def local_stratified(st, key, total):
-    st = jax.tree.map(lambda x: x[0], st)
-    key, k = jax.random.split(key)
-    batch = stratified.sample(st, k)
-    return key, total + jax.lax.psum(jnp.sum(batch["reward"]), "d")
-
-  sample_stratified = jax.shard_map(
-    local_stratified,
-    mesh=mesh,
-    in_specs=(P("d"), P(), P()),
-    out_specs=(P(), P()),
-    check_vma=False,
-  )
-  stratified_per_s, _ = rate(
-    lambda c, st: sample_stratified(st, *c), carry, seconds, state_many
-  )
+  many_per_s, stratified_per_s = sharded_rate(many), sharded_rate(stratified)
   # The same key: the shards' whole batch against one buffer's.
   gather = jax.jit(
     jax.shard_map(
@@ -240,8 +227,8 @@ def replay_rates(capacity: int, shards: int, seconds: float) -> dict:
   )
   result.update(
     shards=shards,
-    sharded_per_s=round(many_per_s * BATCH),
-    stratified_per_s=round(stratified_per_s * BATCH),
+    sharded_per_s=round(many_per_s),
+    stratified_per_s=round(stratified_per_s),
     equal_to_unsharded=equal,
   )
   return result

@@ -22,20 +22,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-
-class _Perception(nn.Module):
-  pixels: bool
-  features: int = 200
-
-  @nn.compact
-  def __call__(self, image, low):
-    if not self.pixels:
-      return low
-    x = image.astype(jnp.float32) / 255.0
-    x = nn.relu(nn.Conv(16, (8, 8), (4, 4), padding="VALID")(x))
-    x = nn.relu(nn.Conv(32, (4, 4), (2, 2), padding="VALID")(x))
-    x = nn.relu(nn.Dense(self.features)(x.reshape(x.shape[:-3] + (-1,))))
-    return jnp.concatenate([x, low], axis=-1)
+from jaxrl_vision.networks import policies
 
 
 def _hidden(x, size, layer_norm, name):
@@ -94,7 +81,7 @@ def make_ddpg_networks(
   conv_features: int = 200,
   layer_norm: bool = False,
 ) -> DDPGNetworks:
-  perception = _Perception(pixels, conv_features)
+  perception = policies.Encoder(pixels, conv_features)  # PPO's, 200 wide
   actor = _Actor(action_size, tuple(actor_hidden_sizes), layer_norm)
   critic = _Critic(critic_state_size, tuple(critic_hidden_sizes), layer_norm)
 

@@ -46,8 +46,13 @@ def low_dim(obs: dict[str, jax.Array], batch_dims: int) -> jax.Array:
   return jnp.concatenate(leaves, axis=-1)
 
 
-class _Encoder(nn.Module):
+class Encoder(nn.Module):
+  """Surreal's perception: pixels (uint8) -> conv 8x8/16/s4 -> conv
+  4x4/32/s2 -> dense `features`, ReLU, concatenated with the low-dim
+  vector; without pixels, the low-dim vector itself."""
+
   pixels: bool
+  features: int = 256
 
   @nn.compact
   def __call__(self, image, state):
@@ -56,7 +61,7 @@ class _Encoder(nn.Module):
     x = image.astype(jnp.float32) / 255.0
     x = nn.relu(nn.Conv(16, (8, 8), (4, 4), padding="VALID")(x))
     x = nn.relu(nn.Conv(32, (4, 4), (2, 2), padding="VALID")(x))
-    x = nn.relu(nn.Dense(256)(x.reshape(x.shape[:-3] + (-1,))))
+    x = nn.relu(nn.Dense(self.features)(x.reshape(x.shape[:-3] + (-1,))))
     return jnp.concatenate([x, state], axis=-1)
 
 
@@ -127,7 +132,7 @@ def make_actor_critic(
   (LeCun normal: the initial mean is a random +-0.5 or so per action);
   else an orthogonal init of that gain, e.g. 0.01 for a mean near 0 in
   every state (Andrychowicz et al. 2021, "What matters in on-policy RL")."""
-  encoder = _Encoder(pixels)
+  encoder = Encoder(pixels)
   core = _Core(
     action_size, lstm_size, tuple(hidden_sizes), init_log_std, actor_out_scale
   )

@@ -72,13 +72,13 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   )
   v.kwargs_for(config, "agent", ddpg.make_ddpg)
   v.positive_int(config, "agent.target_update_period")
-  n = v.positive_int(config, "train.n_step")
+  v.positive_int(config, "train.n_step")
   stride = v.positive_int(config, "train.stride")
   v.positive_int(config, "train.updates_per_iteration")
   v.positive_int(config, "train.num_iterations")
   v.number_in(config, "train.gamma", 0, 1)
   v.number_in(config, "train.max_sigma", 0, float("inf"), high_open=True)
-  batch = v.multiple_of(
+  v.multiple_of(
     config,
     "replay.batch_size",
     num_devices,
@@ -96,7 +96,6 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
     raise v.ConfigError(
       "replay.min_size", min_size, f"must be <= replay.capacity ({capacity})"
     )
-  del n, batch
   v.positive_int(config, "eval.num_episodes")
 
 
@@ -232,25 +231,7 @@ def make_train(
       iteration=jnp.int32(0),
     )
 
-  def learner_step(carry, key):
-    agent_state, replay_state = carry
-
-    def learn(agent_state):
-      agent_state, m = agent.update(
-        agent_state, replay.sample(replay_state, key)
-      )
-      m = {f"sum/learner/{k}": x for k, x in m.items()}
-      return agent_state, dict(m, **{"count/learner": jnp.float32(1)})
-
-    def skip(agent_state):
-      shapes = jax.eval_shape(learn, agent_state)[1]
-      return agent_state, jax.tree.map(jnp.zeros_like, shapes)
-
-    # Every shard holds as many items: all devices take the same branch.
-    agent_state, m = jax.lax.cond(
-      replay.can_sample(replay_state), learn, skip, agent_state
-    )
-    return (agent_state, replay_state), m
+  learner_step = train.make_learner_step(agent.update, replay)
 
   def step(state: train.TrainState):
     key, act_key, learn_key = jax.random.split(state.key, 3)

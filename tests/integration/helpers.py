@@ -120,6 +120,35 @@ def assert_bitwise_equal(a: list[np.ndarray], b: list[np.ndarray]) -> None:
     assert x.tobytes() == y.tobytes(), f"leaf {i} differs"
 
 
+class Crash(Exception):
+  """Raised by `assert_resumes_bitwise`'s hook to kill a run mid-way."""
+
+
+def assert_resumes_bitwise(
+  config, rec: recipes.Recipe, name: str, crash_at: int, step: int, leaves
+) -> None:
+  """A run of `config` killed after iteration `crash_at`, then resumed in
+  the same workdir, ends at `step` with exactly `leaves` (an uninterrupted
+  run's `final_state`)."""
+  workdir = fresh_workdir(name)
+
+  def crash(it, state):
+    del state
+    if it == crash_at:
+      raise Crash()
+
+  try:
+    run(config, workdir, rec, hooks=[crash])
+  except Crash:
+    pass
+  else:
+    raise AssertionError(f"the run never reached iteration {crash_at}")
+  run(config, workdir, rec)
+  resumed_step, resumed = final_state(workdir, config)
+  assert resumed_step == step, (resumed_step, step)
+  assert_bitwise_equal(resumed, leaves)
+
+
 def fingerprint(workdir: str, devices: int) -> dict:
   """`fingerprint_worker`'s report on a :smoke run made with `devices` devices.
 

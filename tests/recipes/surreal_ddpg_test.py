@@ -18,10 +18,6 @@ def _config(**overrides):
   )
 
 
-class Crash(Exception):
-  pass
-
-
 class PureTest(absltest.TestCase):
   def test_by_hand(self):
     # Two worlds, n = 2, stride 3: windows of 4 steps. World 0's episode
@@ -94,19 +90,9 @@ class SurrealDDPGRecipeTest(absltest.TestCase):
     )
 
   def test_resume_is_bitwise(self):
-    workdir = helpers.fresh_workdir("ddpg_crashed")
-
-    def crash(it, state):
-      del state
-      if it == 4:
-        raise Crash()
-
-    with self.assertRaises(Crash):
-      helpers.run(self.config, workdir, self.recipe, hooks=[crash])
-    helpers.run(self.config, workdir, self.recipe)
-    step, leaves = helpers.final_state(workdir, self.config)
-    self.assertEqual(step, self.step)
-    helpers.assert_bitwise_equal(leaves, self.leaves)
+    helpers.assert_resumes_bitwise(
+      self.config, self.recipe, "ddpg_crashed", 4, self.step, self.leaves
+    )
 
 
 if __name__ == "__main__":

@@ -22,10 +22,6 @@ def _config(**overrides):
   )
 
 
-class Crash(Exception):
-  pass
-
-
 class SurrealESRecipeTest(absltest.TestCase):
   @classmethod
   def setUpClass(cls):
@@ -45,19 +41,9 @@ class SurrealESRecipeTest(absltest.TestCase):
     self.assertEqual(self.step, self.config.train.num_iterations)
 
   def test_resume_is_bitwise(self):
-    workdir = helpers.fresh_workdir("es_crashed")
-
-    def crash(it, state):
-      del state
-      if it == 2:
-        raise Crash()
-
-    with self.assertRaises(Crash):
-      helpers.run(self.config, workdir, self.recipe, hooks=[crash])
-    helpers.run(self.config, workdir, self.recipe)
-    step, leaves = helpers.final_state(workdir, self.config)
-    self.assertEqual(step, self.step)
-    helpers.assert_bitwise_equal(leaves, self.leaves)
+    helpers.assert_resumes_bitwise(
+      self.config, self.recipe, "es_crashed", 2, self.step, self.leaves
+    )
 
 
 class BadConfigTest(absltest.TestCase):

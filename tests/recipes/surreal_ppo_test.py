@@ -22,10 +22,6 @@ def _config(**overrides):
   )
 
 
-class Crash(Exception):
-  pass
-
-
 class SurrealPPORecipeTest(absltest.TestCase):
   @classmethod
   def setUpClass(cls):
@@ -76,19 +72,9 @@ class SurrealPPORecipeTest(absltest.TestCase):
       self.assertGreater(gif.width, 2 * self.config.video.image_size)
 
   def test_resume_is_bitwise(self):
-    workdir = helpers.fresh_workdir("ppo_crashed")
-
-    def crash(it, state):
-      del state
-      if it == 4:
-        raise Crash()
-
-    with self.assertRaises(Crash):
-      helpers.run(self.config, workdir, self.recipe, hooks=[crash])
-    helpers.run(self.config, workdir, self.recipe)
-    step, leaves = helpers.final_state(workdir, self.config)
-    self.assertEqual(step, self.step)
-    helpers.assert_bitwise_equal(leaves, self.leaves)
+    helpers.assert_resumes_bitwise(
+      self.config, self.recipe, "ppo_crashed", 4, self.step, self.leaves
+    )
 
   def test_segments_do_not_cross_episodes(self):
     # The steps init keeps for the first segment, with 3-step episodes:
